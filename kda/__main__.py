@@ -1,0 +1,3 @@
+from kda.cli import main
+
+raise SystemExit(main())

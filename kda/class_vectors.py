@@ -1,0 +1,114 @@
+"""Class knowledge embeddings t_c as training and evaluation use them: read from a precomputed file or
+encoded from a knowledge (descriptions) file, and bound to a class list by name, never by row order.
+
+Precomputed files:
+  * `.npz` with `names` (C,) str, `embeddings` (C, E) float, optional `encoder` (str);
+  * `.json` `{"encoder": str, "embeddings": {class name: [floats]}}`.
+A knowledge file (`"format": "kda-knowledge/1"`) is encoded with the given text encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kda.benchmark import class_key
+from kda.errors import KdaError
+
+PRECOMPUTED = "precomputed"  # encoder id of vectors that came from a file, not from texts
+
+
+class KnowledgeMismatchError(KdaError):
+    """Knowledge and class list do not match by name."""
+
+
+@dataclass
+class ClassVectors:
+    names: list[str]
+    vectors: np.ndarray  # (C, E) float32
+    encoder: str  # text encoder id, or PRECOMPUTED
+    texts: dict[str, list[str]] | None = None  # class -> texts that were encoded (name first)
+
+    def bind(self, classes: list[str], known: list[str] | None = None) -> ClassVectors:
+        """The vectors of `classes`, in that order (names matched case-insensitively). Classes missing from
+        the knowledge, or knowledge of classes outside `known` (default: `classes`), are errors naming them."""
+        row = {class_key(n): i for i, n in enumerate(self.names)}
+        wanted = {class_key(c) for c in (known if known is not None else classes)}
+        missing = [c for c in classes if class_key(c) not in row]
+        unknown = [n for n in self.names if class_key(n) not in wanted]
+        problems = []
+        if missing:
+            problems.append(f"no knowledge for {len(missing)} classes: {', '.join(missing[:8])}")
+        if unknown:
+            problems.append(f"knowledge for {len(unknown)} unknown classes: {', '.join(unknown[:8])}")
+        if problems:
+            raise KnowledgeMismatchError("; ".join(problems))
+        order = [row[class_key(c)] for c in classes]
+        texts = None
+        if self.texts is not None:
+            texts = {c: self.texts[self.names[i]] for c, i in zip(classes, order, strict=True)}
+        return ClassVectors(list(classes), self.vectors[order], self.encoder, texts)
+
+
+def normalized(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def save_vectors(path: str | Path, names: list[str], vectors: np.ndarray, encoder: str = PRECOMPUTED) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".json":
+        data = {
+            "encoder": encoder,
+            "embeddings": {n: [float(x) for x in v] for n, v in zip(names, vectors, strict=True)},
+        }
+        path.write_text(json.dumps(data))
+    else:
+        np.savez(path, names=np.array(names), embeddings=np.asarray(vectors, np.float32), encoder=np.array(encoder))
+    return path
+
+
+def load_vectors(path: str | Path, text_encoder: str | None = None) -> ClassVectors:
+    """Read a precomputed embeddings file, or encode a knowledge file with `text_encoder` (its id)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"knowledge file {path} does not exist")
+    if path.suffix == ".npz":
+        return read_npz(path)
+    if path.suffix != ".json":
+        raise KdaError(f"{path}: knowledge must be a .json knowledge/embeddings file or an .npz embeddings file")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise KdaError(f"{path} is not valid JSON: {e}") from e
+    if isinstance(data, dict) and "embeddings" in data:
+        names = list(data["embeddings"])
+        vectors = np.asarray([data["embeddings"][n] for n in names], dtype=np.float32)
+        return ClassVectors(names, vectors, data.get("encoder", PRECOMPUTED))
+    if isinstance(data, dict) and str(data.get("format", "")).startswith("kda-knowledge/"):
+        return encode_knowledge_file(path, text_encoder)
+    raise KdaError(f"{path}: neither a knowledge file ('format': 'kda-knowledge/1') nor an embeddings file")
+
+
+def read_npz(path: Path) -> ClassVectors:
+    with np.load(path, allow_pickle=False) as f:
+        missing = {"names", "embeddings"} - set(f.files)
+        if missing:
+            raise KdaError(f"{path} lacks arrays {sorted(missing)}; expected 'names' and 'embeddings'")
+        encoder = str(f["encoder"]) if "encoder" in f.files else PRECOMPUTED
+        return ClassVectors([str(n) for n in f["names"]], f["embeddings"].astype(np.float32), encoder)
+
+
+def encode_knowledge_file(path: Path, text_encoder: str | None) -> ClassVectors:
+    from kda.knowledge import DEFAULT_TEXT_ENCODER, class_embeddings, load_knowledge, load_text_encoder
+
+    knowledge = load_knowledge(path)
+    encoder = load_text_encoder(text_encoder or DEFAULT_TEXT_ENCODER)
+    embeddings = class_embeddings(knowledge, encoder)
+    names = list(knowledge.class_ids)
+    texts = {n: knowledge.texts(n) for n in names}
+    return ClassVectors(names, np.stack([embeddings[n] for n in names]), encoder.id, texts)

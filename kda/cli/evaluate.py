@@ -1,0 +1,50 @@
+"""`kda evaluate`: evaluate a checkpoint once on a benchmark root's test split."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kda.benchmark import DATASETS
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on the test split of a benchmark root",
+        description="Uses the checkpoint's knowledge and its beta (chosen on validation at training time).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder or hf-hub: id")
+    p.add_argument("--root", required=True, help="dataset root")
+    p.add_argument("--dataset", choices=list(DATASETS), help="default: the checkpoint's dataset")
+    p.add_argument("--beta", type=float, help="override the checkpoint's beta")
+    p.add_argument("--json", dest="json_out", help="write seen, unseen, hm, zsl, beta as JSON to this file")
+    p.add_argument(
+        "--scores-out",
+        help="write per-video distances, true labels, class names and seen flags (.npz, or .json) to recompute "
+        "the metrics independently",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from kda.benchmark import load_benchmark
+    from kda.checkpoint import load_checkpoint
+    from kda.cli import CliError
+    from kda.evaluation import evaluate_checkpoint, save_scores
+
+    ckpt = load_checkpoint(args.checkpoint)
+    dataset = args.dataset or ckpt.provenance.get("dataset")
+    if dataset is None:
+        raise CliError("the checkpoint does not record its dataset; pass --dataset")
+    bench = load_benchmark(args.root, dataset, ckpt.setting)
+    beta = ckpt.beta if args.beta is None else args.beta
+    evaluation = evaluate_checkpoint(ckpt, bench)
+    result = evaluation.metrics(beta)
+    print(result.table("test"))
+    if args.json_out:
+        Path(args.json_out).write_text(result.to_json() + "\n")
+    if args.scores_out:
+        save_scores(evaluation, bench.classes, args.scores_out, beta)
+    return 0

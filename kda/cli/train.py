@@ -1,0 +1,114 @@
+"""`kda train`: train KDA on an AVCA benchmark root with the two-stage protocol; save a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from kda.benchmark import DATASETS, SETTING_DIMS
+from kda.losses import LOSS_PRESETS
+from kda.train import PROTOCOLS, TrainConfig
+
+
+def register(subparsers) -> None:
+    d = TrainConfig()
+    p = subparsers.add_parser(
+        "train",
+        help="train on a benchmark root and save a checkpoint",
+        description="Stage 1 trains on stage_1_train and picks the epoch and beta on validation; stage 2 "
+        "retrains on all of stage 1 for that many epochs and is evaluated once on test.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--root", required=True, help="dataset root (class-split/ and features/ inside)")
+    p.add_argument("--dataset", required=True, choices=list(DATASETS), help="benchmark the root holds")
+    p.add_argument("--setting", choices=list(SETTING_DIMS), default="cls", help="feature setting")
+    p.add_argument(
+        "--knowledge",
+        help="class knowledge: a knowledge file (descriptions, encoded with --text-encoder) or an embeddings "
+        "file (.npz names/embeddings, or .json); default: ROOT/knowledge_vectors.npz if present",
+    )
+    p.add_argument("--text-encoder", help="text encoder id for a descriptions file (default: the CLIP default)")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="stage-1 epochs")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=d.protocol,
+        help="'paper': select on validation; 'released': the authors' selection on test (optimistic)",
+    )
+    p.add_argument("--loss-preset", choices=list(LOSS_PRESETS), default="kda", help="'released': alignment only")
+    p.add_argument("--no-balance", action="store_true", help="sample videos uniformly instead of per class")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.set_defaults(run=run)
+
+
+def knowledge_path(args) -> Path:
+    from kda.cli import CliError
+
+    if args.knowledge:
+        return Path(args.knowledge)
+    default = Path(args.root) / "knowledge_vectors.npz"
+    if default.exists():
+        return default
+    raise CliError(f"no --knowledge given and {default} does not exist")
+
+
+def run(args) -> int:
+    from kda.benchmark import load_benchmark
+    from kda.checkpoint import save_checkpoint
+    from kda.class_vectors import load_vectors
+    from kda.cli import CliError
+    from kda.losses import loss_preset
+    from kda.model import ModelConfig
+    from kda.train import to_checkpoint, train
+
+    if args.epochs < 1 or args.batch_size < 2:
+        raise CliError("--epochs must be at least 1 and --batch-size at least 2")
+    bench = load_benchmark(args.root, args.dataset, args.setting)
+    knowledge = load_vectors(knowledge_path(args), args.text_encoder).bind(bench.classes, known=bench.all_classes)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        protocol=args.protocol,
+        class_balanced=not args.no_balance,
+    )
+    model_cfg = ModelConfig.for_setting(args.setting, embed_dim=knowledge.vectors.shape[1])
+    loss_cfg = loss_preset(args.loss_preset)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = (out / "train_log.jsonl").open("w")
+
+    def on_epoch(entry) -> None:
+        log_file.write(json.dumps(asdict(entry)) + "\n")
+        log_file.flush()
+        if not args.quiet:
+            hm = f"  val HM {entry.metrics['hm']:.2f} (beta {entry.metrics['beta']:.1f})" if entry.metrics else ""
+            tqdm.write(
+                f"stage {entry.stage} epoch {entry.epoch:3d}  lr {entry.lr:.0e}  loss {entry.loss:.4f}{hm}",
+                file=sys.stderr,
+            )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        if args.protocol == "released":
+            print("warning: protocol 'released' selects the epoch and beta on the TEST set", file=sys.stderr)
+        result = train(bench, knowledge, model_cfg, loss_cfg, cfg, progress=not args.quiet, on_epoch=on_epoch)
+    log_file.close()
+    ckpt = to_checkpoint(result, bench, knowledge, loss_cfg, cfg, {"knowledge": str(knowledge_path(args))})
+    save_checkpoint(ckpt, out)
+    if result.validation is not None:
+        print(result.validation.table(f"val@{result.best_epoch}"))
+    print(result.test.table("test"))
+    print(f"checkpoint written to {out}")
+    return 0

@@ -1,0 +1,186 @@
+"""The KDA audio-visual network: encoders, two-token cross-attention, projectors, embedding layer.
+
+Architecture only; training, evaluation and extraction are functions that take a `KDAModel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kda.benchmark import SETTING_DIMS
+from kda.errors import KdaError
+
+
+@dataclass
+class ModelConfig:
+    audio_dim: int = 128  # Da: VGGish (cls) 128, SeLaVi (main) 512
+    visual_dim: int = 4096  # Dv: C3D fc7 (cls) 4096, SeLaVi (main) 512
+    audio_hidden: int = 512  # first layer of the audio encoder
+    visual_hidden: int = 1024  # first layer of the visual encoder
+    width: int = 512  # phi / theta width
+    embed_dim: int = 512  # knowledge space (CLIP text embedding width)
+    heads: int = 3  # cross-attention heads
+    head_dim: int = 100  # per-head width; attention inner width = heads * head_dim
+    ff_hidden: int = 64  # feed-forward bottleneck of the attention block
+    attn_dropout: float = 0.1
+    mlp_dropout: float = 0.0  # encoders and projectors (the released runs use 0)
+    normalize_output: bool = True  # L2-normalise rho_av (the released cls setting does)
+
+    @classmethod
+    def for_setting(cls, setting: str, **overrides) -> ModelConfig:
+        if setting not in SETTING_DIMS:
+            raise ValueError(f"unknown feature setting {setting!r}; choose one of {', '.join(SETTING_DIMS)}")
+        audio_dim, visual_dim = SETTING_DIMS[setting]
+        return cls(audio_dim=audio_dim, visual_dim=visual_dim, **overrides)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential:
+    """Linear BN ReLU Dropout, twice: the pattern of every encoder and projector."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, out_dim),
+        nn.BatchNorm1d(out_dim),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+    )
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, width: int, heads: int, head_dim: int, dropout: float):
+        super().__init__()
+        self.heads, self.head_dim = heads, head_dim
+        self.qkv = nn.Linear(width, 3 * heads * head_dim, bias=False)
+        self.out = nn.Linear(heads * head_dim, width)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, hd)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, H, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, self.heads * self.head_dim)
+        return F.dropout(self.out(y), p, self.training)
+
+
+class CrossAttentionBlock(nn.Module):
+    """Pre-LayerNorm transformer block over the two tokens [audio, visual]: each modality attends to
+    the other (and itself)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.width)
+        self.attn = SelfAttention(cfg.width, cfg.heads, cfg.head_dim, cfg.attn_dropout)
+        self.norm2 = nn.LayerNorm(cfg.width)
+        self.ff = nn.Sequential(
+            nn.Linear(cfg.width, cfg.ff_hidden),
+            nn.GELU(),
+            nn.Dropout(cfg.attn_dropout),
+            nn.Linear(cfg.ff_hidden, cfg.width),
+            nn.Dropout(cfg.attn_dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 2, W) -> (B, 2, W)
+        x = x + self.attn(self.norm1(x))
+        return x + self.ff(self.norm2(x))
+
+
+class InputNorm(nn.Module):
+    """Per-dimension standardisation with training-set statistics, saved with the model. The cls
+    features live on very different scales (audio 0..255, visual activations in the thousands of
+    dims); standardising them keeps the first layers' optimisation well conditioned."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def fit(self, x: torch.Tensor) -> None:  # (N, D)
+        std = x.std(dim=0) if len(x) > 1 else torch.ones(x.shape[1])
+        # Near-constant dims (dead ReLUs) would be blown up by a tiny std; floor it at a tenth of the typical one.
+        self.mean.copy_(x.mean(dim=0))
+        self.std.copy_(std.clamp_min(0.1 * std.mean().clamp_min(1e-6)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class KDAModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.audio_norm = InputNorm(cfg.audio_dim)
+        self.visual_norm = InputNorm(cfg.visual_dim)
+        self.audio_encoder = mlp(cfg.audio_dim, cfg.audio_hidden, cfg.width, cfg.mlp_dropout)
+        self.visual_encoder = mlp(cfg.visual_dim, cfg.visual_hidden, cfg.width, cfg.mlp_dropout)
+        self.position = nn.Parameter(torch.randn(2, cfg.width) * 0.02)  # p_a, p_v
+        self.cross_attention = CrossAttentionBlock(cfg)
+        self.audio_projector = mlp(cfg.width, cfg.width, cfg.width, cfg.mlp_dropout)
+        self.visual_projector = mlp(cfg.width, cfg.width, cfg.width, cfg.mlp_dropout)
+        self.embedding = nn.Linear(2 * cfg.width, cfg.embed_dim, bias=False)  # W in rho = W [theta_v; theta_a]
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
+        """(B, Da), (B, Dv) -> rho_av (B, E)."""
+        return self.embed(audio, visual)["rho_av"]
+
+    def embed(self, audio: torch.Tensor, visual: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every intermediate embedding the analysis views need, by name."""
+        phi_a = self.audio_encoder(self.audio_norm(audio))  # (B, W)
+        phi_v = self.visual_encoder(self.visual_norm(visual))  # (B, W)
+        phi = torch.stack([phi_a, phi_v], dim=1)  # (B, 2, W)
+        phi_att = self.cross_attention(phi + self.position)  # (B, 2, W)
+        theta_a = self.audio_projector(phi_att[:, 0])
+        theta_v = self.visual_projector(phi_att[:, 1])
+        rho = self.embedding(torch.cat([theta_v, theta_a], dim=1))  # (B, E)
+        if self.cfg.normalize_output:
+            rho = F.normalize(rho, dim=1)
+        return {"phi_a": phi[:, 0], "phi_v": phi[:, 1], "theta_a": theta_a, "theta_v": theta_v, "rho_av": rho}
+
+    @torch.no_grad()
+    def fit_input_norm(self, audio, visual) -> None:
+        """Set the input standardisation from training features (N, Da), (N, Dv)."""
+        self.audio_norm.fit(torch.as_tensor(audio, dtype=torch.float32))
+        self.visual_norm.fit(torch.as_tensor(visual, dtype=torch.float32))
+
+    def num_parameters(self) -> int:
+        """Trainable parameters (the input statistics are buffers, not counted)."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def distances(rho: torch.Tensor, knowledge: torch.Tensor) -> torch.Tensor:
+    """d(i, c) = ||rho_i - t_c||_2. (B, E), (C, E) -> (B, C)."""
+    return torch.cdist(rho, knowledge)
+
+
+def predict(dist: torch.Tensor, seen_mask: torch.Tensor, beta: float = 0.0) -> torch.Tensor:
+    """Nearest class with calibrated stacking: seen classes get +beta before the argmin. (B, C) -> (B,)."""
+    return (dist + beta * seen_mask.to(dist.dtype)).argmin(dim=1)
+
+
+class DimensionMismatchError(KdaError):
+    pass
+
+
+def check_dims(cfg: ModelConfig, audio_dim: int, visual_dim: int, source: str) -> None:
+    if (cfg.audio_dim, cfg.visual_dim) != (audio_dim, visual_dim):
+        raise DimensionMismatchError(
+            f"{source} has audio/visual features of {audio_dim}/{visual_dim} dims but the model expects "
+            f"{cfg.audio_dim}/{cfg.visual_dim}; use the matching --setting"
+        )

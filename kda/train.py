@@ -1,0 +1,269 @@
+"""Training and evaluation with the two-stage GZSL protocol.
+
+Stage 1 trains on stage_1_train and evaluates on validation (val-seen + val-unseen) after every
+epoch; the best epoch and calibration beta are chosen by validation HM. Stage 2 retrains a fresh
+model on all of stage 1 for that many epochs, replaying stage 1's learning-rate schedule, and is
+evaluated once on test with the chosen beta.
+
+The `released` protocol reproduces the authors' code: it trains on stage 2 and picks epoch and beta
+on the test set, so its numbers are optimistic; it is there for comparison only.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from kda import __version__
+from kda.benchmark import Benchmark, Stage, VideoSet
+from kda.checkpoint import Checkpoint, ClassEntry
+from kda.class_vectors import ClassVectors
+from kda.errors import KdaError
+from kda.evaluation import evaluate
+from kda.losses import LossConfig, adaptive_margins, kda_loss
+from kda.metrics import GZSLResult
+from kda.model import DimensionMismatchError, KDAModel, ModelConfig, check_dims
+
+PROTOCOLS = ("paper", "released")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50  # stage-1 epochs (stage 2 uses the best of them)
+    batch_size: int = 256
+    lr: float = 1e-3
+    adam_betas: tuple[float, float] = (0.5, 0.999)
+    lr_factor: float = 0.1  # ReduceLROnPlateau on validation HM
+    lr_patience: int = 4
+    class_balanced: bool = True  # sample every class equally often
+    seed: int = 42
+    protocol: str = "paper"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EpochLog:
+    stage: int
+    epoch: int
+    lr: float
+    loss: float
+    align: float
+    margin: float | None
+    metrics: dict | None = None  # GZSL result of the evaluation after this epoch, if any
+
+
+@dataclass
+class TrainResult:
+    model: KDAModel
+    beta: float
+    best_epoch: int
+    validation: GZSLResult | None  # stage-1 result at the chosen epoch
+    test: GZSLResult
+    log: list[EpochLog] = field(default_factory=list)
+
+
+def balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One epoch of indices (as many as there are videos), each class drawn equally often."""
+    classes, counts = np.unique(labels, return_counts=True)
+    weight = (1.0 / counts)[np.searchsorted(classes, labels)]
+    return rng.choice(len(labels), size=len(labels), replace=True, p=weight / weight.sum())
+
+
+def batches(order: np.ndarray, size: int):
+    for i in range(0, len(order), size):
+        chunk = order[i : i + size]
+        if len(chunk) > 1:  # BatchNorm needs two samples
+            yield chunk
+
+
+def train_epoch(model, optimizer, data: TrainingTensors, margins, loss_cfg, cfg: TrainConfig, rng) -> dict:
+    model.train()
+    order = balanced_order(data.labels.numpy(), rng) if cfg.class_balanced else rng.permutation(len(data.labels))
+    totals: dict[str, float] = {}
+    steps = 0
+    for idx in batches(order, cfg.batch_size):
+        idx = torch.from_numpy(idx)
+        rho = model(data.audio[idx], data.visual[idx])
+        parts = kda_loss(rho, data.labels[idx], data.knowledge, margins, loss_cfg)
+        optimizer.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        optimizer.step()
+        for k, v in parts.items():
+            totals[k] = totals.get(k, 0.0) + v.item()
+        steps += 1
+    if not steps or not math.isfinite(totals["total"]):
+        raise KdaError("training diverged (non-finite loss); lower --lr or check the features")
+    return {k: v / steps for k, v in totals.items()}
+
+
+@dataclass
+class TrainingTensors:
+    audio: torch.Tensor  # (N, Da)
+    visual: torch.Tensor  # (N, Dv)
+    labels: torch.Tensor  # (N,) index into knowledge rows (the training classes)
+    knowledge: torch.Tensor  # (C_train, E)
+
+
+def training_tensors(videos: VideoSet, knowledge: np.ndarray, seen: list[int]) -> TrainingTensors:
+    local = {c: i for i, c in enumerate(seen)}
+    unknown = sorted(set(videos.labels.tolist()) - set(seen))
+    if unknown:
+        raise KdaError(f"training videos of classes outside the seen split: {unknown[:5]}")
+    labels = torch.tensor([local[y] for y in videos.labels], dtype=torch.long)
+    return TrainingTensors(
+        torch.from_numpy(videos.audio), torch.from_numpy(videos.visual), labels, torch.from_numpy(knowledge[seen])
+    )
+
+
+def new_model(model_cfg: ModelConfig, videos: VideoSet, seed: int) -> tuple[KDAModel, np.random.Generator]:
+    torch.manual_seed(seed)
+    model = KDAModel(model_cfg)
+    model.fit_input_norm(videos.audio, videos.visual)
+    return model, np.random.default_rng(seed)
+
+
+def optimizer_for(model: KDAModel, cfg: TrainConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.adam_betas)
+
+
+def run_stage(
+    stage: Stage,
+    knowledge: np.ndarray,
+    model_cfg: ModelConfig,
+    loss_cfg: LossConfig,
+    cfg: TrainConfig,
+    stage_number: int,
+    epochs: int,
+    lr_schedule: list[float] | None = None,
+    evaluate_each_epoch: bool = True,
+    progress: bool = True,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+) -> tuple[KDAModel, list[EpochLog], dict | None]:
+    """Train a fresh model for `epochs`. With evaluation, the LR follows ReduceLROnPlateau on HM and
+    the state dict of the best epoch so far is returned too; without, `lr_schedule` is replayed."""
+    model, rng = new_model(model_cfg, stage.train, cfg.seed)
+    data = training_tensors(stage.train, knowledge, stage.seen)
+    margins = adaptive_margins(data.knowledge, loss_cfg.alpha, loss_cfg.m0)
+    optimizer = optimizer_for(model, cfg)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=cfg.lr_factor, patience=cfg.lr_patience
+    )
+    log, best_state, best_hm = [], None, -1.0
+    bar = tqdm(range(1, epochs + 1), desc=f"stage {stage_number}", disable=not progress, leave=False)
+    for epoch in bar:
+        if lr_schedule is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_schedule[epoch - 1]
+        lr = optimizer.param_groups[0]["lr"]
+        parts = train_epoch(model, optimizer, data, margins, loss_cfg, cfg, rng)
+        entry = EpochLog(stage_number, epoch, lr, parts["total"], parts["align"], parts.get("margin"))
+        if evaluate_each_epoch:
+            result = evaluate(model, stage.evaluation, knowledge, stage.seen, stage.unseen).metrics()
+            entry.metrics = result.to_dict()
+            plateau.step(result.hm)
+            if result.hm > best_hm:
+                best_hm, best_state = result.hm, {k: v.clone() for k, v in model.state_dict().items()}
+            bar.set_postfix(loss=f"{entry.loss:.3f}", hm=f"{result.hm:.2f}")
+        else:
+            bar.set_postfix(loss=f"{entry.loss:.3f}")
+        log.append(entry)
+        if on_epoch:
+            on_epoch(entry)
+    return model, log, best_state
+
+
+def best_epoch(log: list[EpochLog]) -> int:
+    """1-based epoch with the best HM (the earliest on ties)."""
+    hms = [e.metrics["hm"] for e in log]
+    return int(np.argmax(hms)) + 1
+
+
+def train(
+    bench: Benchmark,
+    knowledge: ClassVectors,
+    model_cfg: ModelConfig,
+    loss_cfg: LossConfig,
+    cfg: TrainConfig,
+    progress: bool = True,
+    on_epoch: Callable[[EpochLog], None] | None = None,
+) -> TrainResult:
+    """Train and evaluate one model on a benchmark. `knowledge` must be bound to `bench.classes`."""
+    if cfg.protocol not in PROTOCOLS:
+        raise KdaError(f"unknown protocol {cfg.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if knowledge.names != bench.classes:
+        raise KdaError("knowledge is not bound to the benchmark's class list (use ClassVectors.bind)")
+    check_dims(model_cfg, *bench.dims, source=f"benchmark at {bench.root}")
+    if knowledge.vectors.shape[1] != model_cfg.embed_dim:
+        raise DimensionMismatchError(
+            f"knowledge vectors have {knowledge.vectors.shape[1]} dims but the model's embed_dim is {model_cfg.embed_dim}"
+        )
+    vectors = knowledge.vectors
+    stage_2 = bench.stage(2)
+    kwargs = dict(progress=progress, on_epoch=on_epoch)
+    if cfg.protocol == "released":
+        warnings.warn(
+            "protocol 'released' selects the epoch and beta on the TEST set; its numbers are optimistic", stacklevel=2
+        )
+        model, log, best_state = run_stage(stage_2, vectors, model_cfg, loss_cfg, cfg, 2, cfg.epochs, **kwargs)
+        epoch = best_epoch(log)
+        model.load_state_dict(best_state)
+        test = GZSLResult(**log[epoch - 1].metrics)
+        return TrainResult(model, test.beta, epoch, None, test, log)
+
+    stage_1 = bench.stage(1)
+    _, log, _ = run_stage(stage_1, vectors, model_cfg, loss_cfg, cfg, 1, cfg.epochs, **kwargs)
+    epoch = best_epoch(log)
+    validation = GZSLResult(**log[epoch - 1].metrics)
+    schedule = [e.lr for e in log[:epoch]]
+    model, log_2, _ = run_stage(
+        stage_2, vectors, model_cfg, loss_cfg, cfg, 2, epoch, schedule, evaluate_each_epoch=False, **kwargs
+    )
+    test = evaluate(model, stage_2.evaluation, vectors, stage_2.seen, stage_2.unseen).metrics(validation.beta)
+    return TrainResult(model, validation.beta, epoch, validation, test, log + log_2)
+
+
+def to_checkpoint(
+    result: TrainResult,
+    bench: Benchmark,
+    knowledge: ClassVectors,
+    loss_cfg: LossConfig,
+    cfg: TrainConfig,
+    provenance: dict | None = None,
+) -> Checkpoint:
+    """A checkpoint over the stage-2 classes: seen = stage_2_train, unseen = stage_2_test_unseen."""
+    seen = set(bench.splits["stage_2_train"])
+    ids = sorted(seen | set(bench.splits["stage_2_test_unseen"]))
+    rows = knowledge.bind(ids, known=knowledge.names)
+    metrics = {"best_epoch": result.best_epoch, "test": result.test.to_dict()}
+    if result.validation is not None:
+        metrics["validation"] = result.validation.to_dict()
+    return Checkpoint(
+        model=result.model,
+        setting=bench.setting,
+        text_encoder=knowledge.encoder,
+        classes=[ClassEntry(c, bench.readable.get(c, c), c in seen) for c in ids],
+        knowledge=rows.vectors,
+        beta=result.beta,
+        texts=rows.texts,
+        provenance={
+            "dataset": bench.dataset,
+            "root": str(bench.root),
+            "setting": bench.setting,
+            "protocol": cfg.protocol,
+            "loss": loss_cfg.to_dict(),
+            "train": cfg.to_dict(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "kda_version": __version__,
+            **(provenance or {}),
+        },
+        metrics=metrics,
+    )

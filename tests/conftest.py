@@ -1,0 +1,19 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture(scope="session")
+def ucf_synth(tmp_path_factory):
+    """A small synthetic UCF-GZSL root in the cls setting (knowledge_vectors.npz inside)."""
+    from kda.synth import SynthConfig, write_synthetic_benchmark
+
+    root = tmp_path_factory.mktemp("ucf_synth")
+    write_synthetic_benchmark(root, "UCF", "cls", SynthConfig(train_videos=8, eval_videos=4))
+    return root

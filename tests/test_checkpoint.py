@@ -1,0 +1,83 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from kda.checkpoint import Checkpoint, CheckpointError, ClassEntry, load_checkpoint, save_checkpoint
+from kda.model import KDAModel, ModelConfig
+
+
+def make_checkpoint(setting="main"):
+    torch.manual_seed(0)
+    model = KDAModel(ModelConfig.for_setting(setting))
+    model.fit_input_norm(np.random.rand(16, model.cfg.audio_dim) * 255, np.random.rand(16, model.cfg.visual_dim))
+    classes = [ClassEntry("a", "A", True), ClassEntry("b", "B", True), ClassEntry("c", "C", False)]
+    knowledge = np.random.default_rng(0).normal(size=(3, 512)).astype(np.float32)
+    return Checkpoint(model, setting, "precomputed", classes, knowledge, beta=0.4, texts={"a": ["A", "x"]})
+
+
+def predictions(ckpt, audio, visual):
+    with torch.no_grad():
+        rho = ckpt.model.eval()(audio, visual)
+        d = torch.cdist(rho, torch.from_numpy(ckpt.knowledge)) + ckpt.beta * torch.from_numpy(ckpt.seen_mask)
+    return d.argmin(1), d
+
+
+def test_round_trip_gives_identical_predictions(tmp_path):
+    ckpt = make_checkpoint()
+    save_checkpoint(ckpt, tmp_path / "ck")
+    loaded = load_checkpoint(tmp_path / "ck")
+    audio, visual = torch.rand(10, 512) * 3, torch.rand(10, 512)
+    p0, d0 = predictions(ckpt, audio, visual)
+    p1, d1 = predictions(loaded, audio, visual)
+    assert torch.equal(p0, p1) and torch.allclose(d0, d1)
+    assert loaded.class_ids == ["a", "b", "c"] and loaded.seen_mask.tolist() == [True, True, False]
+    assert loaded.beta == 0.4 and loaded.texts == {"a": ["A", "x"]} and loaded.setting == "main"
+    assert loaded.model.cfg == ckpt.model.cfg
+
+
+def test_mismatch_errors_name_what_differs(tmp_path):
+    save_checkpoint(make_checkpoint(), tmp_path / "ck")
+
+    bad = tmp_path / "dims"
+    shutil.copytree(tmp_path / "ck", bad)
+    config = json.loads((bad / "config.json").read_text())
+    config["model"]["visual_dim"] = 4096
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        CheckpointError, match=r"visual_encoder\.0\.weight: file \(1024, 512\) vs config \(1024, 4096\)"
+    ):
+        load_checkpoint(bad)
+
+    bad = tmp_path / "classes"
+    shutil.copytree(tmp_path / "ck", bad)
+    config = json.loads((bad / "config.json").read_text())
+    config["classes"] = config["classes"][:2]
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="2 classes .* knowledge embeddings of shape \\(3, 512\\)"):
+        load_checkpoint(bad)
+
+    bad = tmp_path / "missing"
+    shutil.copytree(tmp_path / "ck", bad)
+    tensors = load_file(str(bad / "model.safetensors"))
+    del tensors["embedding.weight"]
+    save_file(tensors, str(bad / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="missing tensors \\['embedding.weight'\\]"):
+        load_checkpoint(bad)
+
+
+def test_unreadable_or_foreign_files_are_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not a folder"):
+        load_checkpoint(tmp_path / "nope")
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_checkpoint(tmp_path)
+    save_checkpoint(make_checkpoint(), tmp_path / "ck")
+    (tmp_path / "ck" / "model.safetensors").write_bytes(b"\x80\x04pickle?")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "ck")
+    (tmp_path / "ck" / "config.json").write_text('{"format": "something-else"}')
+    with pytest.raises(CheckpointError, match="is not 'kda-checkpoint/1'"):
+        load_checkpoint(tmp_path / "ck")
