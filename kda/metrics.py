@@ -41,8 +41,14 @@ class GZSLResult:
 def mean_class_recall(pred: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> float:
     """Mean over `classes` of the fraction of that class's videos predicted correctly. Classes with no
     videos are left out of the mean (they have no recall); with no videos at all the result is 0."""
-    recalls = [np.mean(pred[labels == c] == c) for c in classes if np.any(labels == c)]
-    return float(np.mean(recalls)) if recalls else 0.0
+    classes = np.asarray(classes, dtype=np.int64)
+    if len(classes) == 0 or len(labels) == 0:
+        return 0.0
+    size = int(max(classes.max(), labels.max())) + 1
+    total = np.bincount(labels, minlength=size)[classes]
+    correct = np.bincount(labels[pred == labels], minlength=size)[classes]
+    present = total > 0
+    return float(np.mean(correct[present] / total[present])) if present.any() else 0.0
 
 
 def harmonic_mean(a: float, b: float) -> float:

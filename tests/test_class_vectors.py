@@ -1,0 +1,55 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from kda.benchmark import load_benchmark
+from kda.class_vectors import KnowledgeMismatchError, load_vectors, save_vectors
+from kda.errors import KdaError
+from kda.losses import loss_preset
+from kda.model import DimensionMismatchError, ModelConfig
+from kda.train import TrainConfig, train
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_vector_files_round_trip_and_bind_by_name(tmp_path, suffix):
+    names = ["b", "a", "C"]
+    vectors = np.arange(6, dtype=np.float32).reshape(3, 2)
+    loaded = load_vectors(save_vectors(tmp_path / f"k{suffix}", names, vectors, "enc-x"))
+    assert loaded.encoder == "enc-x" and loaded.names == names
+    bound = loaded.bind(["a", "c", "b"])  # other order, other case
+    np.testing.assert_array_equal(bound.vectors, vectors[[1, 2, 0]])
+
+
+def test_missing_and_unknown_classes_are_named(tmp_path):
+    kv = load_vectors(save_vectors(tmp_path / "k.npz", ["a", "b", "zebra"], np.ones((3, 2))))
+    with pytest.raises(KnowledgeMismatchError, match=r"no knowledge for 1 classes: c; knowledge for 1 unknown classes: zebra"):
+        kv.bind(["a", "b", "c"])
+    assert kv.bind(["a", "b"], known=["a", "b", "zebra"]).names == ["a", "b"]  # extra known classes are fine
+
+
+def test_unreadable_knowledge_files(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(KdaError, match="not valid JSON"):
+        load_vectors(tmp_path / "bad.json")
+    (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(KdaError, match="neither a knowledge file"):
+        load_vectors(tmp_path / "other.json")
+    np.savez(tmp_path / "x.npz", foo=np.ones(2))
+    with pytest.raises(KdaError, match="lacks arrays"):
+        load_vectors(tmp_path / "x.npz")
+    with pytest.raises(FileNotFoundError):
+        load_vectors(tmp_path / "absent.npz")
+
+
+def test_feature_dims_that_do_not_fit_the_model(tmp_path, ucf_synth):
+    # cls features (128/4096) presented as the main setting (512/512).
+    root = tmp_path / "ucf"
+    shutil.copytree(ucf_synth, root)
+    (root / "class-split/cls_split").rename(root / "class-split/main_split")
+    (root / "features/cls_features").rename(root / "features/main_features")
+    bench = load_benchmark(root, "UCF", "main")
+    kv = load_vectors(root / "knowledge_vectors.npz").bind(bench.classes, known=bench.all_classes)
+    with pytest.raises(DimensionMismatchError, match="128/4096 dims but the model expects 512/512"):
+        train(bench, kv, ModelConfig.for_setting("main"), loss_preset("kda"), TrainConfig(epochs=1), progress=False)
