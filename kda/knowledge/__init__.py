@@ -1,0 +1,85 @@
+"""Class knowledge: descriptions per class (store), written by an LLM (generate), encoded by a CLIP text
+encoder (encoders) into class knowledge embeddings with a cache (embed).
+
+Importing this package does not import torch or openai; the functions that need them import them.
+"""
+
+from kda.knowledge.embed import EmbeddingCache, class_embeddings, embedding_matrix
+from kda.knowledge.encoders import (
+    DEFAULT_TEXT_ENCODER,
+    OFFLINE_TEXT_ENCODER,
+    TINY_TEXT_ENCODER,
+    TextEncoder,
+    TextEncoderError,
+    load_text_encoder,
+    parse_spec,
+)
+from kda.knowledge.generate import (
+    DEFAULT_MODEL,
+    QUESTIONS,
+    DescribeResult,
+    LLMAuthError,
+    LLMError,
+    LLMKeyMissingError,
+    LLMMalformedOutputError,
+    LLMRateLimitError,
+    LLMRefusalError,
+    LLMSettings,
+    LLMTimeoutError,
+    LLMUnreachableError,
+    describe_class,
+    describe_classes,
+    read_class_list,
+    regenerate_class,
+)
+from kda.knowledge.store import (
+    ASPECTS,
+    FORMAT,
+    ClassDiff,
+    ClassKnowledge,
+    Description,
+    Knowledge,
+    KnowledgeError,
+    load_knowledge,
+    parse_knowledge,
+    save_knowledge,
+)
+
+__all__ = [
+    "ASPECTS",
+    "DEFAULT_MODEL",
+    "DEFAULT_TEXT_ENCODER",
+    "FORMAT",
+    "OFFLINE_TEXT_ENCODER",
+    "QUESTIONS",
+    "TINY_TEXT_ENCODER",
+    "ClassDiff",
+    "ClassKnowledge",
+    "DescribeResult",
+    "Description",
+    "EmbeddingCache",
+    "Knowledge",
+    "KnowledgeError",
+    "LLMAuthError",
+    "LLMError",
+    "LLMKeyMissingError",
+    "LLMMalformedOutputError",
+    "LLMRateLimitError",
+    "LLMRefusalError",
+    "LLMSettings",
+    "LLMTimeoutError",
+    "LLMUnreachableError",
+    "TextEncoder",
+    "TextEncoderError",
+    "class_embeddings",
+    "describe_class",
+    "describe_classes",
+    "embedding_matrix",
+    "load_knowledge",
+    "load_text_encoder",
+    "parse_knowledge",
+    "parse_spec",
+    "read_class_list",
+    "regenerate_class",
+    "save_knowledge",
+]

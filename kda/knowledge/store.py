@@ -1,0 +1,439 @@
+"""Class knowledge: each class's readable name and its descriptions, with provenance, and the JSON file
+format `kda-knowledge/1` that a person can read and edit.
+
+    {"format": "kda-knowledge/1",
+     "class_set": "UCF-GZSL",
+     "provenance": {"author": ..., "method": ..., "prompts": {aspect: prompt}, "created": "YYYY-MM-DD", ...},
+     "classes": {"<class id>": {"name": "<readable name>",
+                                "descriptions": [{"aspect": "introduction", "text": "...",
+                                                  optional "author", "created", "prompt"}, ...]}}}
+
+Class ids are the benchmark's spelling (all_class.txt); classes are matched by `class_key` of their id or
+readable name, the same case-insensitive key the benchmark reader uses, never by position. A description's
+own `author` / `created` / `prompt` override the file-level provenance.
+
+A `Knowledge` remembers the state it was loaded in (`base`), so that edits can be diffed and reset.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kda.benchmark import class_key
+from kda.errors import KdaError
+
+FORMAT = "kda-knowledge/1"
+ASPECTS = ("introduction", "visual", "auditory")  # the paper's three questions, in this order
+PROVENANCE_FIELDS = ("author", "created", "prompt")  # per-description overrides of the file-level provenance
+FILE_KEYS = ("format", "class_set", "provenance", "classes")
+CLASS_KEYS = ("name", "descriptions")
+DESCRIPTION_KEYS = ("aspect", "text", *PROVENANCE_FIELDS)
+
+
+class KnowledgeError(KdaError, ValueError):
+    """A knowledge file or edit is malformed, or its classes do not match what was asked."""
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
+
+
+@dataclass(frozen=True)
+class Description:
+    """One text about a class; frozen so that a base snapshot can share it with the edited state."""
+
+    aspect: str  # one of ASPECTS, or any other word ("other", "habitat", ...)
+    text: str
+    author: str | None = None  # None: the file-level provenance applies
+    created: str | None = None
+    prompt: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        data = {"aspect": self.aspect, "text": self.text}
+        data.update({k: getattr(self, k) for k in PROVENANCE_FIELDS if getattr(self, k) is not None})
+        return data
+
+
+@dataclass(frozen=True)
+class ClassKnowledge:
+    name: str  # readable name; it is encoded as the first text
+    descriptions: tuple[Description, ...] = ()
+
+    @property
+    def texts(self) -> list[str]:
+        return [self.name] + [d.text for d in self.descriptions]
+
+    def aspect(self, aspect: str) -> Description | None:
+        return next((d for d in self.descriptions if d.aspect == aspect), None)
+
+    def is_complete(self, aspects: Iterable[str] = ASPECTS) -> bool:
+        """True when every aspect has a non-empty description."""
+        return all((d := self.aspect(a)) is not None and d.text.strip() for a in aspects)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "descriptions": [d.to_json() for d in self.descriptions]}
+
+    def render(self) -> list[str]:
+        """Lines for a human-readable diff."""
+        return [f"name: {self.name}"] + [f"{d.aspect}: {d.text}" for d in self.descriptions]
+
+
+@dataclass(frozen=True)
+class ClassDiff:
+    class_id: str
+    status: str  # "added", "removed" or "changed" relative to the base
+    before: ClassKnowledge | None
+    after: ClassKnowledge | None
+
+    def lines(self) -> list[str]:
+        """A unified diff of the class's texts, base first."""
+        before = self.before.render() if self.before else []
+        after = self.after.render() if self.after else []
+        return list(
+            difflib.unified_diff(before, after, f"base/{self.class_id}", f"edited/{self.class_id}", lineterm="")
+        )
+
+
+@dataclass
+class Knowledge:
+    """The knowledge of one class set. `classes` keeps file order; `base` is what reset and diff compare to."""
+
+    class_set: str
+    classes: dict[str, ClassKnowledge] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    base: dict[str, ClassKnowledge] | None = None  # None: snapshot `classes` as they are now
+    source: str | None = field(default=None, compare=False)  # file it came from, for messages
+
+    def __post_init__(self) -> None:
+        if self.base is None:
+            self.base = dict(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __contains__(self, class_id: object) -> bool:
+        return class_id in self.classes
+
+    @property
+    def class_ids(self) -> list[str]:
+        return list(self.classes)
+
+    def get(self, class_id: str) -> ClassKnowledge:
+        if class_id not in self.classes:
+            found = self.find(class_id)
+            if found is None:
+                raise KnowledgeError(f"{self.label}: no class {class_id!r}{suggest(class_id, self.names())}")
+            class_id = found
+        return self.classes[class_id]
+
+    def texts(self, class_id: str) -> list[str]:
+        """[readable name, description texts...]: what the class embedding averages."""
+        return self.get(class_id).texts
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes.values()]
+
+    @property
+    def label(self) -> str:
+        return f"knowledge {self.class_set!r}" + (f" ({self.source})" if self.source else "")
+
+    # -- matching by name ------------------------------------------------------------------------
+
+    def find(self, name_or_id: str) -> str | None:
+        """The class id whose id, or else readable name, matches `name_or_id` case-insensitively."""
+        key = class_key(name_or_id)
+        by_id = {class_key(c): c for c in self.classes}
+        if key in by_id:
+            return by_id[key]
+        return next((c for c, k in self.classes.items() if class_key(k.name) == key), None)
+
+    def resolve(self, name_or_id: str) -> str:
+        found = self.find(name_or_id)
+        if found is None:
+            raise KnowledgeError(f"{self.label}: no class named {name_or_id!r}{suggest(name_or_id, self.names())}")
+        return found
+
+    def align(self, classes: Sequence[Any], allow_extra: bool = True) -> list[str]:
+        """Knowledge class ids for `classes` (names, ids, or objects with `.id` and `.name`), in that order.
+
+        Missing classes are an error; so are knowledge classes outside `classes` unless `allow_extra`.
+        """
+        pairs = [(c, c) if isinstance(c, str) else (c.id, c.name) for c in classes]  # (id, name)
+        found = {class_id: self.find(class_id) or self.find(name) for class_id, name in pairs}
+        missing = [class_id for class_id, _ in pairs if found[class_id] is None]
+        matched = set(found.values())
+        extra = [] if allow_extra else [c for c in self.classes if c not in matched]
+        if missing or extra:
+            raise KnowledgeError(self.mismatch_message(missing, extra, [name for _, name in pairs]))
+        return [found[class_id] for class_id, _ in pairs]
+
+    def mismatch_message(self, missing: list[str], extra: list[str], wanted: list[str]) -> str:
+        parts = []
+        if missing:
+            parts.append(f"lacks {len(missing)} of the {len(wanted)} classes asked for: {preview(missing)}")
+        if extra:
+            hint = suggest(extra[0], wanted).replace(" (did you mean", " (is it")
+            parts.append(f"has {len(extra)} unknown classes: {preview(extra)}{hint}")
+        return (
+            f"{self.label} "
+            + "; ".join(parts)
+            + "; fix the class names in the file or use the knowledge of this class set"
+        )
+
+    # -- edits -----------------------------------------------------------------------------------
+
+    def set_class(self, class_id: str, entry: ClassKnowledge) -> None:
+        """Add or replace one class's knowledge (after validating it)."""
+        validate_class(class_id, entry.to_json(), f"{self.label}: class {class_id!r}")
+        for name in (class_id, entry.name):
+            other = self.find(name)
+            if other is not None and other != class_id:
+                raise KnowledgeError(f"{self.label}: {name!r} already names class {other!r}; pick another name")
+        self.classes[class_id] = entry
+
+    def edit(
+        self, class_id: str, texts: Sequence[str], name: str | None = None, author: str = "user"
+    ) -> ClassKnowledge:
+        """Replace a class's description texts (and optionally its name). Unchanged texts keep their
+        provenance; changed ones are attributed to `author` today; empty texts are dropped."""
+        class_id = self.resolve(class_id)
+        old = self.classes[class_id]
+        descriptions = []
+        for i, text in enumerate(t.strip() for t in texts):
+            previous = old.descriptions[i] if i < len(old.descriptions) else None
+            if not text:
+                continue
+            if previous is not None and previous.text == text:
+                descriptions.append(previous)
+            else:
+                aspect = previous.aspect if previous is not None else "other"
+                descriptions.append(Description(aspect, text, author=author, created=today()))
+        entry = ClassKnowledge((name or old.name).strip(), tuple(descriptions))
+        self.set_class(class_id, entry)
+        return entry
+
+    def set_description(self, class_id: str, index: int, text: str, author: str = "user") -> ClassKnowledge:
+        """Replace the text of one description (by position)."""
+        texts = [d.text for d in self.get(class_id).descriptions]
+        if not 0 <= index < len(texts):
+            raise KnowledgeError(f"{self.label}: class {class_id!r} has {len(texts)} descriptions, no index {index}")
+        texts[index] = text
+        return self.edit(class_id, texts, author=author)
+
+    def add_class(self, name: str, descriptions: Sequence[str | Description] = (), class_id: str | None = None) -> str:
+        """Add a brand-new class by its readable name (its id defaults to the name); returns the id."""
+        name = name.strip()
+        class_id = (class_id or name).strip()
+        if not name:
+            raise KnowledgeError("a new class needs a non-empty name")
+        existing = self.find(class_id) or self.find(name)
+        if existing is not None:
+            raise KnowledgeError(f"{self.label} already has class {existing!r}; edit it instead of adding {name!r}")
+        items = tuple(d if isinstance(d, Description) else Description("other", d.strip()) for d in descriptions)
+        self.set_class(class_id, ClassKnowledge(name, tuple(d for d in items if d.text)))
+        return class_id
+
+    def remove_class(self, class_id: str) -> None:
+        del self.classes[self.resolve(class_id)]
+
+    def reset(self, class_id: str | None = None) -> None:
+        """Back to the base: one class, or everything (classes added since are removed)."""
+        if class_id is None:
+            self.classes = dict(self.base)
+            return
+        class_id = self.resolve(class_id)
+        if class_id not in self.base:
+            raise KnowledgeError(f"{self.label}: class {class_id!r} was added after loading; remove it instead")
+        self.classes[class_id] = self.base[class_id]
+
+    def mark_base(self) -> None:
+        """Make the current state the base (after saving, or when a checkpoint is loaded)."""
+        self.base = dict(self.classes)
+
+    def diff(self, class_id: str | None = None) -> list[ClassDiff]:
+        """What differs from the base: every changed class, or just one (empty list if unchanged)."""
+        ids = list(dict.fromkeys([*self.base, *self.classes]))
+        if class_id is not None:
+            ids = [self.find(class_id) or class_id]
+        out = []
+        for c in ids:
+            before, after = self.base.get(c), self.classes.get(c)
+            if before != after:
+                status = "added" if before is None else "removed" if after is None else "changed"
+                out.append(ClassDiff(c, status, before, after))
+        return out
+
+    def changed(self) -> list[str]:
+        return [d.class_id for d in self.diff()]
+
+    def copy(self) -> Knowledge:
+        """An independent copy (entries are immutable, so sharing them is safe): one per session."""
+        return Knowledge(self.class_set, dict(self.classes), dict(self.provenance), dict(self.base), self.source)
+
+    def provenance_of(self, class_id: str, index: int) -> dict[str, Any]:
+        """Who wrote description `index` of a class, when, with which prompt (file level unless overridden)."""
+        d = self.get(class_id).descriptions[index]
+        prompts = self.provenance.get("prompts") or {}
+        out = {
+            "author": self.provenance.get("author"),
+            "created": self.provenance.get("created"),
+            "prompt": prompts.get(d.aspect),
+        }
+        out.update({k: getattr(d, k) for k in PROVENANCE_FIELDS if getattr(d, k) is not None})
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "class_set": self.class_set,
+            "provenance": self.provenance,
+            "classes": {c: k.to_json() for c, k in self.classes.items()},
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading, validating, writing
+
+
+def preview(items: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(i) for i in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    by_key = {class_key(c): c for c in choices}
+    close = difflib.get_close_matches(class_key(name), list(by_key), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(repr(by_key[c]) for c in close)}?)" if close else ""
+
+
+def require(condition: bool, where: str, what: str) -> None:
+    if not condition:
+        raise KnowledgeError(f"{where}: {what}")
+
+
+def check_keys(data: dict, allowed: Sequence[str], where: str) -> None:
+    """Unknown keys are rejected so that a typo in a hand-edited file ('descripton') is not silently lost."""
+    unknown = [k for k in data if k not in allowed]
+    require(not unknown, where, f"unknown keys {preview(unknown)}; allowed keys are {', '.join(allowed)}")
+
+
+def validate_class(class_id: str, data: Any, where: str) -> ClassKnowledge:
+    require(isinstance(data, dict), where, "must be an object with 'name' and 'descriptions'")
+    check_keys(data, CLASS_KEYS, where)
+    require(isinstance(class_id, str) and class_id.strip() != "", where, "class ids must be non-empty strings")
+    name = data.get("name")
+    require(
+        isinstance(name, str) and name.strip() != "",
+        where,
+        "'name' must be a non-empty string (the readable class name)",
+    )
+    items = data.get("descriptions", [])
+    require(isinstance(items, list), where, "'descriptions' must be a list of {'aspect', 'text'} objects")
+    descriptions = []
+    for i, item in enumerate(items):
+        at = f"{where} description {i}"
+        require(isinstance(item, dict), at, "must be an object with 'aspect' and 'text'")
+        check_keys(item, DESCRIPTION_KEYS, at)
+        for key in ("aspect", "text"):
+            require(
+                isinstance(item.get(key), str) and item[key].strip() != "", at, f"{key!r} must be a non-empty string"
+            )
+        for key in PROVENANCE_FIELDS:
+            require(item.get(key) is None or isinstance(item[key], str), at, f"{key!r} must be a string")
+        descriptions.append(Description(**item))
+    return ClassKnowledge(name, tuple(descriptions))
+
+
+def parse_knowledge(data: Any, source: str | None = None) -> Knowledge:
+    """Validate the JSON of a knowledge file; every error names the place and what is expected."""
+    where = source or "knowledge"
+    require(isinstance(data, dict), where, f"must be a JSON object with 'format': {FORMAT!r}")
+    require(data.get("format") == FORMAT, where, f"'format' is {data.get('format')!r}, expected {FORMAT!r}")
+    check_keys(data, FILE_KEYS, where)
+    class_set = data.get("class_set")
+    require(
+        isinstance(class_set, str) and class_set.strip() != "",
+        where,
+        "'class_set' must be a non-empty string such as 'UCF-GZSL'",
+    )
+    provenance = data.get("provenance", {})
+    require(isinstance(provenance, dict), where, "'provenance' must be an object (author, method, prompts, created)")
+    classes = data.get("classes")
+    require(
+        isinstance(classes, dict), where, "'classes' must be an object mapping class ids to {'name', 'descriptions'}"
+    )
+    parsed: dict[str, ClassKnowledge] = {}
+    seen: dict[str, str] = {}  # class_key of ids and names -> class id, to catch duplicates
+    for class_id, entry in classes.items():
+        knowledge = validate_class(class_id, entry, f"{where}: class {class_id!r}")
+        for key in {class_key(class_id), class_key(knowledge.name)}:
+            require(
+                key not in seen, where, f"class {class_id!r} ({knowledge.name!r}) duplicates class {seen.get(key)!r}"
+            )
+            seen[key] = class_id
+        parsed[class_id] = knowledge
+    return Knowledge(class_set, parsed, provenance, source=source)
+
+
+def load_knowledge(path: str | Path) -> Knowledge:
+    path = Path(path)
+    if not path.is_file():
+        raise KnowledgeError(f"knowledge file {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise KnowledgeError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+    except UnicodeDecodeError as e:
+        raise KnowledgeError(f"{path} is not UTF-8 text: {e}") from e
+    return parse_knowledge(data, str(path))
+
+
+def save_knowledge(knowledge: Knowledge, path: str | Path) -> Path:
+    """Write atomically: readers (and a crash mid-write) see the old file or the new one, never half."""
+    text = json.dumps(knowledge.to_json(), indent=2, ensure_ascii=False) + "\n"
+    return atomic_write(Path(path), text.encode("utf-8"))
+
+
+def atomic_write(path: Path, data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path`, flush it to disk, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, file_mode(path))  # mkstemp makes 0600 files; keep the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def file_mode(path: Path) -> int:
+    """The mode of the file being replaced, or what a plain open() would give a new file."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def with_file_provenance(description: Description, provenance: dict[str, Any]) -> Description:
+    """Drop per-description provenance that merely repeats the file level (keeps files readable)."""
+    prompts = provenance.get("prompts") or {}
+    inherited = {
+        "author": provenance.get("author"),
+        "created": provenance.get("created"),
+        "prompt": prompts.get(description.aspect),
+    }
+    return replace(description, **{k: None for k in PROVENANCE_FIELDS if getattr(description, k) == inherited[k]})

@@ -1,0 +1,167 @@
+"""Text encoders (open_clip CLIP text towers on offline weights) and class knowledge embeddings with the
+(encoder id, text) cache."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kda.knowledge import (
+    DEFAULT_TEXT_ENCODER,
+    OFFLINE_TEXT_ENCODER,
+    TINY_TEXT_ENCODER,
+    EmbeddingCache,
+    TextEncoderError,
+    class_embeddings,
+    load_knowledge,
+    load_text_encoder,
+    parse_spec,
+)
+from kda.knowledge.encoders import CONFIGS, encode_tokens
+
+UCF = Path(__file__).resolve().parents[1] / "assets" / "knowledge" / "ucf.json"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_text_encoder(TINY_TEXT_ENCODER)
+
+
+@pytest.fixture(scope="module")
+def vit():
+    return load_text_encoder(OFFLINE_TEXT_ENCODER)
+
+
+def test_spec_ids_round_trip(tmp_path):
+    assert DEFAULT_TEXT_ENCODER == "ViT-B-32-quickgelu@openai"
+    for spec in (DEFAULT_TEXT_ENCODER, OFFLINE_TEXT_ENCODER, "hf-hub:timm/vit_base_patch32_clip_224.openai"):
+        assert parse_spec(spec).id == spec
+    assert parse_spec("ViT-B-32-quickgelu@random:007").id == "ViT-B-32-quickgelu@random:7"
+    assert parse_spec("ViT-B-32@file:w.bin#sha256:ABC").id == f"ViT-B-32@file:{Path('w.bin').resolve()}#sha256:abc"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("ViT-B-32-quickgelu", "expected ARCH@WEIGHTS"),
+        ("ViT-B-32-quickgelu@random:x", "must be a non-negative integer"),
+        ("ViT-B-23@openai", "unknown text encoder architecture 'ViT-B-23'; did you mean"),
+        ("ViT-B-32-quickgelu@file:/no/such/weights.bin", "does not exist"),
+        ("kda-tiny-text@openai", "kda config without published weights"),
+        ("hf-hub:not a repo", "expected hf-hub:ORG/REPO"),
+    ],
+)
+def test_bad_specs(spec, message):
+    with pytest.raises(TextEncoderError, match=message):
+        load_text_encoder(spec)
+
+
+def test_offline_vit_b_32_is_the_clip_text_tower(vit):
+    assert vit.id == OFFLINE_TEXT_ENCODER and vit.offline and vit.dim == 512
+    assert "random weights" in vit.description and "no meaning" in vit.description
+    assert vit.model.transformer.width == 512 and len(vit.model.transformer.resblocks) == 12
+    vectors = vit.encode(["Archery", "A bow and an arrow.", ""])
+    assert vectors.shape == (3, 512) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+
+def test_trimmed_padding_gives_the_same_features_as_encode_text(vit):
+    tokens = vit.tokenizer(["Archery", "A close-up of a face near a mirror, a brush moving along the eyelid."])
+    with torch.inference_mode():
+        np.testing.assert_allclose(encode_tokens(vit.model, tokens), vit.model.encode_text(tokens), atol=1e-5)
+
+
+def test_the_id_rebuilds_the_same_encoder(tiny):
+    again = load_text_encoder(tiny.id)
+    texts = ["Archery", "Blowing candles on a cake."]
+    np.testing.assert_array_equal(again.encode(texts), tiny.encode(texts))
+    state = torch.get_rng_state()
+    other_seed = load_text_encoder("kda-tiny-text@random:1")
+    assert torch.equal(state, torch.get_rng_state())  # seeding was local: the caller's generator is untouched
+    assert not np.allclose(other_seed.encode(texts), tiny.encode(texts))
+
+
+def test_local_weights_file_is_checked_by_digest(tiny, tmp_path):
+    import open_clip
+
+    path = tmp_path / "weights.pt"
+    model = open_clip.CLIP(**CONFIGS["kda-tiny-text"])  # with a vision tower, as open_clip files have
+    model.load_state_dict({**model.state_dict(), **tiny.model.state_dict()})
+    torch.save(model.state_dict(), path)
+    from_file = load_text_encoder(f"kda-tiny-text@file:{path}")
+    assert from_file.id.startswith(f"kda-tiny-text@file:{path}#sha256:") and not from_file.offline
+    np.testing.assert_allclose(from_file.encode(["Archery"]), tiny.encode(["Archery"]), atol=1e-6)
+    torch.save({k: v + 1 for k, v in model.state_dict().items()}, path)
+    with pytest.raises(TextEncoderError, match="the file changed"):
+        load_text_encoder(from_file.id)
+
+
+def test_missing_real_weights_fail_with_one_clear_message(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    code = f"from kda.knowledge import load_text_encoder\ntry:\n    load_text_encoder({DEFAULT_TEXT_ENCODER!r})\nexcept Exception as e:\n    print(type(e).__name__, e)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.startswith(
+        "TextEncoderError the weights of text encoder ViT-B-32-quickgelu@openai are not in the local cache"
+    )
+    assert "open_clip.create_model('ViT-B-32-quickgelu', pretrained='openai')" in done.stdout
+    assert OFFLINE_TEXT_ENCODER in done.stdout and len(done.stdout.strip().splitlines()) == 1
+
+
+# -- class embeddings and the cache --------------------------------------------------------------
+
+
+def test_class_embedding_is_the_mean_of_name_and_descriptions(tiny):
+    knowledge = load_knowledge(UCF)
+    embeddings = class_embeddings(knowledge, tiny, class_ids=["Archery"])
+    expected = tiny.encode(knowledge.texts("Archery")).mean(0)
+    assert len(knowledge.texts("Archery")) == 4 and knowledge.texts("Archery")[0] == "Archery"
+    np.testing.assert_allclose(embeddings["Archery"], expected, atol=1e-6)
+
+
+def test_second_encoding_hits_the_cache_and_an_edit_reencodes_one_text(tiny):
+    knowledge = load_knowledge(UCF)
+    cache = EmbeddingCache()
+    first = class_embeddings(knowledge, tiny, cache)
+    total = sum(len(knowledge.texts(c)) for c in knowledge.class_ids)
+    assert (
+        len(first) == 101
+        and cache.encoder_calls == 1
+        and cache.texts_encoded == len(set(sum((knowledge.texts(c) for c in knowledge.class_ids), [])))
+    )
+    assert total == 404
+
+    calls = tiny.calls
+    second = class_embeddings(knowledge, tiny, cache)
+    assert tiny.calls == calls and cache.encoder_calls == 1 and cache.hits >= total
+    assert all(np.array_equal(first[c], second[c]) for c in first)
+
+    knowledge.set_description("Archery", 1, "An archer in a green field draws a long bow toward a round target.")
+    third = class_embeddings(knowledge, tiny, cache)
+    assert cache.encoder_calls == 2 and tiny.calls == calls + 1 and cache.texts_encoded == len(cache)
+    changed = [c for c in first if not np.array_equal(first[c], third[c])]
+    assert changed == ["Archery"]
+
+
+def test_persisted_cache(tiny, tmp_path):
+    path = tmp_path / "cache.npz"
+    cache = EmbeddingCache(path)
+    vectors = cache.embed(tiny, ["Archery", "Bowling"])
+    cache.save()
+    reloaded = EmbeddingCache(path)
+    np.testing.assert_array_equal(reloaded.embed(tiny, ["Bowling", "Archery"]), vectors[::-1])
+    assert reloaded.encoder_calls == 0
+    other = load_text_encoder("kda-tiny-text@random:1")
+    other.id = tiny.id  # same id, different weights: the persisted vectors must not be trusted
+    reloaded.embed(other, ["Archery"])
+    assert reloaded.encoder_calls == 1
+
+
+def test_corrupt_cache_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "cache.npz"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(Exception, match="cannot read embedding cache"):
+        EmbeddingCache(path)

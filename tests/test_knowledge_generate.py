@@ -1,0 +1,335 @@
+"""The description generator against scripted OpenAI-compatible endpoints on 127.0.0.1 (bad JSON, slow
+answers, 429, refusals), through the real `openai` client; and the rules that accept or reject a reply."""
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kda.cli import main
+from kda.knowledge import (
+    ASPECTS,
+    Description,
+    Knowledge,
+    LLMKeyMissingError,
+    LLMMalformedOutputError,
+    LLMRateLimitError,
+    LLMRefusalError,
+    LLMTimeoutError,
+    LLMUnreachableError,
+    describe_classes,
+    load_knowledge,
+    regenerate_class,
+    save_knowledge,
+)
+from kda.knowledge.generate import BadAnswer, first_sentences, parse_answer, read_class_list
+
+try:
+    from llm_server import Reply, ScriptedLLM, answer, chat_completion, environment_without_llm_settings, free_port
+except ImportError:  # tests/ imported as a package
+    from tests.llm_server import (
+        Reply,
+        ScriptedLLM,
+        answer,
+        chat_completion,
+        environment_without_llm_settings,
+        free_port,
+    )
+
+FAST = {"retries": 2, "backoff": 0.01, "timeout": 5.0}
+
+
+@pytest.fixture(autouse=True)
+def no_llm_environment(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+def good(body, n):
+    name = re.search(r'"(.+)"', body["messages"][-1]["content"]).group(1)
+    return answer(f"This answers about {name} in one sentence. And a second sentence. A third is cut.")
+
+
+# -- replies ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "finish", "expected"),
+    [
+        ('{"answer": "Archery is shooting arrows at a target."}', "stop", "Archery is shooting arrows at a target."),
+        ('```json\n{"answer": "Archery is a sport with bows."}\n```', "stop", "Archery is a sport with bows."),
+        ("Archery is a sport. It uses bows. It is old.", "stop", "Archery is a sport. It uses bows."),
+        ("Archery uses a bow and arrows", "stop", "Archery uses a bow and arrows."),
+        ('{"answer": "Archery is a sport. Archers draw a bow and rel', "length", "Archery is a sport."),
+        ("Archery is a sport with bows. Archers then", "length", "Archery is a sport with bows."),
+    ],
+)
+def test_accepted_replies(content, finish, expected):
+    assert parse_answer(content, finish) == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "finish", "reason"),
+    [
+        ("", "stop", "empty reply"),
+        ("{not json at all", "stop", "not valid JSON"),
+        ('{"answer": "Archery is a sport with', "length", "token limit cut the reply"),
+        ('{"text": "Archery is a sport."}', "stop", 'lacks a string "answer"'),
+        ('["Archery is a sport."]', "stop", 'lacks a string "answer"'),
+        ('{"answer": "Archery"}', "stop", "too short"),
+        ("I'm sorry, but I can't help with that.", "stop", "declined"),
+        ("word " * 200, "stop", "runs on"),
+    ],
+)
+def test_rejected_replies(content, finish, reason):
+    with pytest.raises(BadAnswer, match=reason):
+        parse_answer(content, finish)
+
+
+def test_first_sentences():
+    assert first_sentences("One.  Two!\nThree? Four.") == "One. Two!"
+    assert first_sentences("One. Two", complete_only=True) == "One."
+
+
+# -- whole classes through a scripted endpoint ---------------------------------------------------
+
+
+def test_describes_three_aspects_and_writes_after_each_class(tmp_path):
+    out = tmp_path / "k.json"
+    with ScriptedLLM(good) as llm:
+        result = describe_classes(
+            ["Archery", ("BlowDryHair", "Blow Dry Hair")], out, class_set="mini", base_url=llm.base_url, **FAST
+        )
+        assert len(llm.requests) == 6
+        first = llm.requests[0]
+    assert sorted(result.described) == ["Archery", "BlowDryHair"]
+    knowledge = load_knowledge(out)
+    assert knowledge.class_set == "mini" and knowledge.get("BlowDryHair").name == "Blow Dry Hair"
+    entry = knowledge.get("BlowDryHair")
+    assert [d.aspect for d in entry.descriptions] == list(ASPECTS)
+    assert entry.descriptions[1].text == "This answers about Blow Dry Hair in one sentence. And a second sentence."
+    assert entry.descriptions[0].author is None  # same as the file-level provenance
+    assert knowledge.provenance["author"] == "gpt-4o-mini" and set(knowledge.provenance["prompts"]) == set(ASPECTS)
+    assert (
+        first["response_format"]["type"] == "json_object"
+        and "answer" in first["response_format"]["schema"]["properties"]
+    )
+    assert first["max_tokens"] == 96
+
+
+def test_each_class_is_on_disk_before_the_next_is_finished(tmp_path):
+    out = tmp_path / "k.json"
+    seen_on_disk = []
+
+    def script(body, n):
+        if "Bowling" in body["messages"][-1]["content"] and n == 3:
+            time.sleep(1.0)  # the writer thread has had ample time to store Archery
+            seen_on_disk.append(load_knowledge(out).class_ids if out.exists() else [])
+        return good(body, n)
+
+    with ScriptedLLM(script) as llm:
+        describe_classes(["Archery", "Bowling"], out, concurrency=1, base_url=llm.base_url, **FAST)
+    assert seen_on_disk == [["Archery"]]
+
+
+def test_resume_skips_described_classes_and_keeps_them(tmp_path):
+    out = tmp_path / "k.json"
+    with ScriptedLLM(good) as llm:
+        describe_classes(["Archery"], out, base_url=llm.base_url, **FAST)
+        before = out.read_text()
+        result = describe_classes(["Archery", "Bowling"], out, base_url=llm.base_url, **FAST)
+        assert len(llm.requests) == 6  # three for Archery, three for Bowling: Archery was not asked again
+    assert result.skipped == ["Archery"] and result.described == ["Bowling"]
+    assert json.loads(out.read_text())["classes"]["Archery"] == json.loads(before)["classes"]["Archery"]
+
+
+def test_a_partly_described_class_is_asked_only_what_it_lacks(tmp_path):
+    out = tmp_path / "k.json"
+    knowledge = Knowledge("mine", {})
+    knowledge.add_class("Archery", [Description("visual", "My own words."), Description("habitat", "Ranges.")])
+    save_knowledge(knowledge, out)
+    _, requests = describe_with(good, out)
+    assert len(requests) == 2 and "visual" not in requests[0]["messages"][-1]["content"]
+    entry = load_knowledge(out).get("Archery")
+    assert [d.aspect for d in entry.descriptions] == ["visual", "habitat", "introduction", "auditory"]
+    assert entry.descriptions[0].text == "My own words." and entry.is_complete()
+
+
+def test_malformed_output_is_retried_then_reported_and_file_untouched(tmp_path):
+    out = tmp_path / "k.json"
+    with ScriptedLLM(good) as llm:
+        describe_classes(["Archery"], out, base_url=llm.base_url, **FAST)
+    before = out.read_text()
+    with ScriptedLLM(lambda b, n: Reply(body=chat_completion('{"answer": 42, "oops"'))) as llm:
+        with pytest.raises(
+            LLMMalformedOutputError, match=r"no usable introduction answer for 'Bowling' after 3 attempts"
+        ):
+            describe_classes(["Archery", "Bowling"], out, base_url=llm.base_url, **FAST)
+        assert len(llm.requests) == 3
+        assert [r["seed"] for r in llm.requests] == [0, 1, 2]  # a retry is a new sample
+    assert out.read_text() == before
+
+
+@pytest.mark.parametrize("body", ['{"choices": [', "<html>502 Bad Gateway</html>", '{"choices": [{"message": "x"}]}'])
+def test_a_reply_that_is_not_a_chat_completion_is_malformed_output(tmp_path, body):
+    with pytest.raises(LLMMalformedOutputError, match="not an OpenAI chat completion"):
+        describe_with(lambda b, n: Reply(body=body), tmp_path / "k.json")
+
+
+def test_bad_answer_then_good_answer_succeeds(tmp_path):
+    script = lambda b, n: Reply(body=chat_completion("not json {")) if n == 0 else good(b, n)  # noqa: E731
+    with ScriptedLLM(script) as llm:
+        result = describe_classes(["Archery"], tmp_path / "k.json", base_url=llm.base_url, **FAST)
+    assert result.described == ["Archery"]
+
+
+def describe_with(script, out, classes=("Archery",), **settings):
+    """describe_classes against a scripted endpoint; returns the result and the requests it received."""
+    with ScriptedLLM(script) as llm:
+        return describe_classes(list(classes), out, base_url=llm.base_url, **{**FAST, **settings}), llm.requests
+
+
+def test_timeout(tmp_path):
+    with pytest.raises(LLMTimeoutError, match=r"did not answer within 0.3 s \(after 2 attempts\)"):
+        describe_with(lambda b, n: Reply(delay=1.5), tmp_path / "k.json", timeout=0.3, retries=1)
+    assert not (tmp_path / "k.json").exists()
+
+
+def test_rate_limit_is_retried_with_backoff(tmp_path):
+    limited = Reply(
+        status=429, body={"error": {"message": "slow down", "type": "rate_limit"}}, headers={"Retry-After": "0"}
+    )
+    with ScriptedLLM(lambda b, n: limited if n < 2 else good(b, n)) as llm:
+        result = describe_classes(["Archery"], tmp_path / "k.json", base_url=llm.base_url, **FAST)
+        assert len(llm.requests) == 5
+    assert result.described == ["Archery"]
+    with pytest.raises(LLMRateLimitError, match="429 rate limited"):
+        describe_with(lambda b, n: limited, tmp_path / "other.json")
+
+
+def test_refusal(tmp_path):
+    with pytest.raises(LLMRefusalError, match="declined to describe 'Archery'"):
+        describe_with(lambda b, n: answer("I'm sorry, but I cannot describe that."), tmp_path / "k.json")
+
+
+def test_structured_output_rejected_falls_back_to_text(tmp_path):
+    def script(body, n):
+        if "response_format" in body:
+            return Reply(status=400, body={"error": {"message": "response_format not supported"}})
+        return Reply(body=chat_completion("Archery is a sport with bows and arrows."))
+
+    with ScriptedLLM(script) as llm:
+        describe_classes(["Archery"], tmp_path / "k.json", base_url=llm.base_url, **FAST)
+    assert load_knowledge(tmp_path / "k.json").texts("Archery")[1] == "Archery is a sport with bows and arrows."
+
+
+def test_missing_key(tmp_path):
+    with pytest.raises(LLMKeyMissingError, match="set OPENAI_API_KEY or pass --api-key"):
+        describe_classes(["Archery"], tmp_path / "k.json")
+    with pytest.raises(LLMKeyMissingError):
+        describe_classes(["Archery"], tmp_path / "k.json", base_url="https://llm.example.com/v1")
+
+
+def test_unreachable_base_url(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    with pytest.raises(LLMUnreachableError, match=f"cannot reach the LLM at {url}"):
+        describe_classes(["Archery"], tmp_path / "k.json", base_url=url, **FAST)
+
+
+def test_wrong_key_is_not_retried(tmp_path):
+    with ScriptedLLM(lambda b, n: Reply(status=401, body={"error": {"message": "bad key"}})) as llm:
+        with pytest.raises(Exception, match="rejected the API key"):
+            describe_classes(["Archery"], tmp_path / "k.json", base_url=llm.base_url, api_key="sk-wrong", **FAST)
+        assert len(llm.requests) == 1
+
+
+def test_unreadable_output_file_is_never_overwritten(tmp_path):
+    out = tmp_path / "k.json"
+    out.write_text("my notes, not JSON")
+    with ScriptedLLM(good) as llm, pytest.raises(Exception, match="not valid JSON"):
+        describe_classes(["Archery"], out, base_url=llm.base_url, **FAST)
+    assert out.read_text() == "my notes, not JSON"
+
+
+def test_regenerate_one_class_in_memory(tmp_path):
+    out = tmp_path / "k.json"
+    with ScriptedLLM(good) as llm:
+        describe_classes(["Archery", "Bowling"], out, base_url=llm.base_url, **FAST)
+    knowledge = load_knowledge(out)
+    knowledge.edit("Bowling", ["Hand-written."])
+    with ScriptedLLM(lambda b, n: answer("A regenerated answer for this class.")) as llm:
+        entry = regenerate_class(knowledge, "bowling", base_url=llm.base_url, model="other-model", **FAST)
+    assert [d.text for d in entry.descriptions] == ["A regenerated answer for this class."] * 3
+    assert entry.descriptions[0].author == "other-model"  # differs from the file's author, so it is kept
+    assert knowledge.changed() == ["Bowling"]
+    save_knowledge(knowledge, out)
+    assert load_knowledge(out).get("Bowling") == entry
+
+
+def test_class_lists(tmp_path):
+    class_set, classes = read_class_list("UCF")
+    assert class_set == "UCF-GZSL" and len(classes) == 101 and ("ApplyEyeMakeup", "Apply Eye Makeup") in classes
+    path = tmp_path / "mine.txt"
+    path.write_text("dog barking\n\n# a comment\ncat purring  # inline\ndog barking\n")
+    assert read_class_list(path) == ("mine", [("dog barking", "dog barking"), ("cat purring", "cat purring")])
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_cli_describes_selected_classes(tmp_path, capsys):
+    out = tmp_path / "ucf.json"
+    with ScriptedLLM(good) as llm:
+        code = main(
+            [
+                "describe",
+                "--classes",
+                "UCF",
+                "--only",
+                "archery, Apply Eye Makeup",
+                "--out",
+                str(out),
+                "--base-url",
+                llm.base_url,
+            ]
+        )
+    assert code == 0
+    assert set(load_knowledge(out).class_ids) == {"Archery", "ApplyEyeMakeup"}
+    assert "described 2, skipped 0" in capsys.readouterr().out
+
+
+def test_cli_error_is_one_line(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    command = [
+        sys.executable,
+        "-m",
+        "kda",
+        "describe",
+        "--classes",
+        "UCF",
+        "--limit",
+        "1",
+        "--out",
+        str(tmp_path / "k.json"),
+    ]
+    done = subprocess.run(
+        [*command, "--base-url", url, "--retries", "0"],
+        capture_output=True,
+        text=True,
+        env=environment_without_llm_settings(),
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"kda describe: error: cannot reach the LLM at {url} (after 1 attempts); start the server (docs/LOCAL_LLM.md) or fix --base-url"
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, env=environment_without_llm_settings())
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1 and "OPENAI_API_KEY" in done.stderr
+
+
+def test_cli_rejects_unknown_only_names(tmp_path, capsys):
+    args = ["describe", "--classes", "UCF", "--only", "Quidditch", "--out", str(tmp_path / "k.json")]
+    assert main([*args, "--base-url", "http://127.0.0.1:1/v1"]) == 1
+    assert capsys.readouterr().err == "kda describe: error: --only names classes not in the list: Quidditch\n"

@@ -1,0 +1,214 @@
+"""The knowledge file format: round trips, validation messages, matching by name, edits, reset and diff."""
+
+import json
+
+import pytest
+
+from kda.benchmark import ClassInfo
+from kda.knowledge import (
+    ASPECTS,
+    FORMAT,
+    ClassKnowledge,
+    Description,
+    Knowledge,
+    KnowledgeError,
+    load_knowledge,
+    save_knowledge,
+)
+from kda.knowledge.store import parse_knowledge, with_file_provenance
+
+
+def sample() -> dict:
+    return {
+        "format": FORMAT,
+        "class_set": "UCF-GZSL",
+        "provenance": {
+            "author": "someone",
+            "created": "2026-11-25",
+            "prompts": {"visual": "What does {name} look like?"},
+        },
+        "classes": {
+            "ApplyEyeMakeup": {
+                "name": "Apply Eye Makeup",
+                "descriptions": [
+                    {"aspect": "introduction", "text": "Putting makeup on the eyes."},
+                    {"aspect": "visual", "text": "A brush near an eyelid."},
+                    {"aspect": "auditory", "text": "Quiet talking.", "author": "editor", "created": "2026-11-26"},
+                ],
+            },
+            "Archery": {"name": "Archery", "descriptions": [{"aspect": "visual", "text": "A bow and a target."}]},
+        },
+    }
+
+
+def write(tmp_path, data, name="k.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_round_trip_keeps_everything(tmp_path):
+    knowledge = load_knowledge(write(tmp_path, sample()))
+    save_knowledge(knowledge, tmp_path / "again.json")
+    assert json.loads((tmp_path / "again.json").read_text()) == sample()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.json", "k.json"]  # no temporary file left behind
+
+
+def test_texts_are_name_then_descriptions(tmp_path):
+    knowledge = load_knowledge(write(tmp_path, sample()))
+    assert knowledge.class_ids == ["ApplyEyeMakeup", "Archery"]
+    assert knowledge.texts("ApplyEyeMakeup") == [
+        "Apply Eye Makeup",
+        "Putting makeup on the eyes.",
+        "A brush near an eyelid.",
+        "Quiet talking.",
+    ]
+    assert knowledge.get("ApplyEyeMakeup").is_complete() and not knowledge.get("Archery").is_complete()
+
+
+def test_provenance_per_description_overrides_file_level(tmp_path):
+    knowledge = load_knowledge(write(tmp_path, sample()))
+    assert knowledge.provenance_of("ApplyEyeMakeup", 1) == {
+        "author": "someone",
+        "created": "2026-11-25",
+        "prompt": "What does {name} look like?",
+    }
+    assert knowledge.provenance_of("ApplyEyeMakeup", 2)["author"] == "editor"
+    assert knowledge.provenance_of("ApplyEyeMakeup", 2)["created"] == "2026-11-26"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(format="kda-knowledge/9"), "'format' is 'kda-knowledge/9'"),
+        (lambda d: d.update(extra=1), "unknown keys 'extra'"),
+        (lambda d: d["classes"]["Archery"].update(descripton=[]), "unknown keys 'descripton'"),
+        (lambda d: d["classes"]["Archery"]["descriptions"][0].update(text="  "), "'text' must be a non-empty string"),
+        (lambda d: d["classes"]["Archery"].pop("name"), "'name' must be a non-empty string"),
+        (lambda d: d["classes"].update(archery={"name": "Bow shooting"}), "duplicates class 'Archery'"),
+        (lambda d: d["classes"].update(Other={"name": "apply eye makeup"}), "duplicates class 'ApplyEyeMakeup'"),
+        (lambda d: d.update(classes=[]), "'classes' must be an object"),
+    ],
+)
+def test_malformed_files_are_named_errors(tmp_path, change, message):
+    data = sample()
+    change(data)
+    with pytest.raises(KnowledgeError, match=message) as e:
+        load_knowledge(write(tmp_path, data))
+    assert "k.json" in str(e.value)
+
+
+def test_invalid_json_and_missing_file(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"format": ')
+    with pytest.raises(KnowledgeError, match=r"not valid JSON \(line 1"):
+        load_knowledge(path)
+    with pytest.raises(KnowledgeError, match="does not exist"):
+        load_knowledge(tmp_path / "nope.json")
+
+
+def test_find_matches_ids_and_readable_names_case_insensitively(tmp_path):
+    knowledge = load_knowledge(write(tmp_path, sample()))
+    assert knowledge.find("applyeyemakeup") == "ApplyEyeMakeup"
+    assert knowledge.find("Apply eye makeup") == "ApplyEyeMakeup"
+    assert knowledge.find("Bowling") is None
+    with pytest.raises(KnowledgeError, match="did you mean 'Archery'"):
+        knowledge.resolve("Archey")
+
+
+def test_align_binds_by_name_not_order(tmp_path):
+    knowledge = load_knowledge(write(tmp_path, sample()))
+    classes = [ClassInfo("Archery", "Archery", {}), ClassInfo("ApplyEyeMakeup", "Apply Eye Makeup", {})]
+    assert knowledge.align(classes, allow_extra=False) == ["Archery", "ApplyEyeMakeup"]
+    assert knowledge.align(["apply eye makeup"]) == ["ApplyEyeMakeup"]
+
+
+def test_unknown_class_names_in_a_knowledge_file_are_reported(tmp_path):
+    data = sample()
+    data["classes"]["Archerry"] = data["classes"].pop("Archery") | {"name": "Archerry"}
+    knowledge = load_knowledge(write(tmp_path, data))
+    with pytest.raises(KnowledgeError) as e:
+        knowledge.align(["ApplyEyeMakeup", "Archery"], allow_extra=False)
+    message = str(e.value)
+    assert "lacks 1 of the 2 classes asked for: 'Archery'" in message
+    assert "has 1 unknown classes: 'Archerry' (is it 'Archery'?)" in message
+    assert "k.json" in message
+
+
+def test_edit_keeps_provenance_of_unchanged_texts(tmp_path):
+    knowledge = load_knowledge(write(tmp_path, sample()))
+    old = knowledge.get("ApplyEyeMakeup").descriptions
+    entry = knowledge.edit(
+        "ApplyEyeMakeup", [old[0].text, "Mascara on lashes.", old[2].text, "An extra note."], author="ana"
+    )
+    assert entry.descriptions[0] is old[0] and entry.descriptions[2] is old[2]
+    assert (
+        entry.descriptions[1].aspect == "visual"
+        and entry.descriptions[1].author == "ana"
+        and entry.descriptions[1].created
+    )
+    assert entry.descriptions[3].aspect == "other"
+    assert knowledge.texts("ApplyEyeMakeup")[2] == "Mascara on lashes."
+
+
+def test_diff_and_reset(tmp_path):
+    knowledge = load_knowledge(write(tmp_path, sample()))
+    assert knowledge.diff() == []
+    knowledge.set_description("Archery", 0, "A bow, an arrow and a straw target.")
+    new_id = knowledge.add_class("Playing Theremin", ["An electronic instrument played without touch."])
+    assert new_id == "Playing Theremin"
+    diffs = {d.class_id: d for d in knowledge.diff()}
+    assert {c: d.status for c, d in diffs.items()} == {"Archery": "changed", "Playing Theremin": "added"}
+    lines = diffs["Archery"].lines()
+    assert "-visual: A bow and a target." in lines and "+visual: A bow, an arrow and a straw target." in lines
+    knowledge.reset("Archery")
+    assert knowledge.changed() == ["Playing Theremin"]
+    with pytest.raises(KnowledgeError, match="added after loading"):
+        knowledge.reset("Playing Theremin")
+    knowledge.reset()
+    assert knowledge.class_ids == ["ApplyEyeMakeup", "Archery"] and knowledge.diff() == []
+
+
+def test_removed_class_shows_in_diff(tmp_path):
+    knowledge = load_knowledge(write(tmp_path, sample()))
+    knowledge.remove_class("archery")
+    assert [(d.class_id, d.status) for d in knowledge.diff()] == [("Archery", "removed")]
+
+
+def test_add_class_rejects_existing_names(tmp_path):
+    knowledge = load_knowledge(write(tmp_path, sample()))
+    with pytest.raises(KnowledgeError, match="already has class 'ApplyEyeMakeup'"):
+        knowledge.add_class("apply eye makeup")
+    with pytest.raises(KnowledgeError, match="non-empty name"):
+        knowledge.add_class("  ")
+
+
+def test_copies_are_independent_sessions(tmp_path):
+    knowledge = load_knowledge(write(tmp_path, sample()))
+    mine, yours = knowledge.copy(), knowledge.copy()
+    mine.set_description("Archery", 0, "Changed in my session only.")
+    assert yours.texts("Archery")[1] == "A bow and a target." and knowledge.diff() == []
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    path = save_knowledge(Knowledge("custom"), tmp_path / "new.json")
+    assert path.stat().st_mode & 0o644 == 0o644  # readable by others, as a shipped asset must be
+
+
+def test_new_knowledge_saved_and_loaded(tmp_path):
+    entry = ClassKnowledge("Dog Barking", tuple(Description(a, f"About {a}.") for a in ASPECTS))
+    knowledge = Knowledge("custom", {"dog barking": entry}, {"author": "me"})
+    path = save_knowledge(knowledge, tmp_path / "sub" / "new.json")
+    again = load_knowledge(path)
+    assert again.get("dog barking") == entry and again.provenance == {"author": "me"}
+
+
+def test_with_file_provenance_drops_only_repeats():
+    provenance = {"author": "m", "created": "2026-01-01", "prompts": {"visual": "Q {name}"}}
+    d = with_file_provenance(Description("visual", "t", "m", "2026-01-02", "Q {name}"), provenance)
+    assert (d.author, d.created, d.prompt) == (None, "2026-01-02", None)
+
+
+def test_parse_rejects_non_objects():
+    with pytest.raises(KnowledgeError, match="must be a JSON object"):
+        parse_knowledge([1, 2])
