@@ -4,7 +4,11 @@ encoded from a knowledge (descriptions) file, and bound to a class list by name,
 Precomputed files:
   * `.npz` with `names` (C,) str, `embeddings` (C, E) float, optional `encoder` (str);
   * `.json` `{"encoder": str, "embeddings": {class name: [floats]}}`.
-A knowledge file (`"format": "kda-knowledge/1"`) is encoded with the given text encoder.
+A knowledge file (`"format": "kda-knowledge/1"`) is encoded with the given text encoder: t_c is the
+mean of the class's encoded texts (name included).
+
+Every loaded t_c is L2-normalised: rho_av is unit-norm in the released setting, so the alignment loss
+can only reach knowledge on the unit sphere, and the margins use cosines anyway.
 """
 
 from __future__ import annotations
@@ -74,7 +78,12 @@ def save_vectors(path: str | Path, names: list[str], vectors: np.ndarray, encode
 
 def load_vectors(path: str | Path, text_encoder: str | None = None) -> ClassVectors:
     """Read a precomputed embeddings file, or encode a knowledge file with `text_encoder` (its id)."""
-    path = Path(path)
+    vectors = read_vectors(Path(path), text_encoder)
+    vectors.vectors = normalized(vectors.vectors)
+    return vectors
+
+
+def read_vectors(path: Path, text_encoder: str | None) -> ClassVectors:
     if not path.is_file():
         raise FileNotFoundError(f"knowledge file {path} does not exist")
     if path.suffix == ".npz":

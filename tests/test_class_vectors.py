@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from kda.losses import loss_preset
 from kda.model import DimensionMismatchError, ModelConfig
 from kda.train import TrainConfig, train
 
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "knowledge"
+
 
 @pytest.mark.parametrize("suffix", [".npz", ".json"])
 def test_vector_files_round_trip_and_bind_by_name(tmp_path, suffix):
@@ -19,7 +22,20 @@ def test_vector_files_round_trip_and_bind_by_name(tmp_path, suffix):
     loaded = load_vectors(save_vectors(tmp_path / f"k{suffix}", names, vectors, "enc-x"))
     assert loaded.encoder == "enc-x" and loaded.names == names
     bound = loaded.bind(["a", "c", "b"])  # other order, other case
-    np.testing.assert_array_equal(bound.vectors, vectors[[1, 2, 0]])
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)  # t_c are L2-normalised on load
+    np.testing.assert_allclose(bound.vectors, unit[[1, 2, 0]], rtol=1e-6)
+
+
+def test_descriptions_file_is_encoded_and_bound_with_its_texts(ucf_synth):
+    from kda.knowledge import TINY_TEXT_ENCODER
+
+    bench = load_benchmark(ucf_synth, "UCF", "cls")
+    kv = load_vectors(ASSETS / "ucf.json", TINY_TEXT_ENCODER).bind(bench.classes, known=bench.all_classes)
+    assert kv.encoder == TINY_TEXT_ENCODER and kv.names == bench.classes
+    assert kv.vectors.shape == (48, 512)
+    np.testing.assert_allclose(np.linalg.norm(kv.vectors, axis=1), 1.0, rtol=1e-5)
+    texts = kv.texts["ApplyEyeMakeup"]
+    assert texts[0] == "Apply Eye Makeup" and len(texts) == 4  # name + three descriptions
 
 
 def test_missing_and_unknown_classes_are_named(tmp_path):
