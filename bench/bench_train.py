@@ -32,7 +32,11 @@ class PerItemDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i):
-        return {"audio": torch.from_numpy(self.audio[i]), "video": torch.from_numpy(self.visual[i]), "target": int(self.labels[i])}
+        return {
+            "audio": torch.from_numpy(self.audio[i]),
+            "video": torch.from_numpy(self.visual[i]),
+            "target": int(self.labels[i]),
+        }
 
 
 class BalancedBatchSampler(Sampler):
@@ -91,7 +95,9 @@ def main() -> None:
     loader = DataLoader(
         PerItemDataset(audio, visual, labels), batch_sampler=BalancedBatchSampler(labels, cfg.batch_size, rng)
     )
-    base = [timed(lambda: baseline_epoch(model, optimizer, loader, knowledge, margins, loss_cfg)) for _ in range(REPEATS)]
+    base = [
+        timed(lambda: baseline_epoch(model, optimizer, loader, knowledge, margins, loss_cfg)) for _ in range(REPEATS)
+    ]
 
     print(f"threads {torch.get_num_threads()}, {VIDEOS} videos, cls dims, batch {cfg.batch_size}, best of {REPEATS}")
     print(f"kda train_epoch          {min(ours):7.3f} s/epoch")

@@ -25,7 +25,7 @@ import numpy as np
 from kda.errors import KdaError
 
 DATASETS = {"UCF": "ucf", "ActivityNet": "activitynet", "VGGSound": "vggsound"}  # name -> file prefix
-SETTING_DIMS = {"main": (512, 512), "cls": (128, 4096)}  # (audio, visual)
+SETTING_DIMS = {"main": (512, 512), "cls": (128, 4096), "clip": (128, 512)}  # (audio, visual)
 SPLITS = (
     "stage_1_train",
     "stage_1_val_seen",
@@ -42,6 +42,8 @@ FEATURE_FOLDERS = (
     "stage_2_test_unseen",
 )
 MODALITIES = ("audio", "video")
+EXTRACTION_MANIFEST = "extraction.json"  # written by `kda extract` into the roots it makes
+SYNTHETIC_MANIFEST = "synthetic.json"  # written by `kda synth`
 
 
 class BenchmarkError(KdaError, ValueError):
@@ -58,6 +60,30 @@ def check_choice(value: str, choices, what: str) -> str:
     if value not in choices:
         raise BenchmarkError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
     return value
+
+
+def dataset_prefix(dataset: str) -> str:
+    """File prefix of a dataset's readable-name CSV: a built-in benchmark's own, or a user's dataset name
+    (`kda extract --dataset NAME`) lower-cased."""
+    if dataset in DATASETS:
+        return DATASETS[dataset]
+    builtin = {name.casefold(): name for name in DATASETS}.get(dataset.casefold())
+    if builtin or not dataset or dataset.startswith(".") or any(c in dataset for c in "/\\"):
+        hint = f"did you mean {builtin}?" if builtin else f"use a plain name, or one of {', '.join(DATASETS)}"
+        raise BenchmarkError(f"dataset name {dataset!r}: {hint}")
+    return dataset.lower()
+
+
+def check_dataset(root: Path, dataset: str) -> str:
+    """The readable-name prefix of `dataset` in `root`: a built-in benchmark, or a user's dataset whose
+    readable-name CSV (written by `kda extract --dataset NAME`) is in the root."""
+    prefix = dataset_prefix(dataset)
+    if dataset not in DATASETS and not (root / "class-split" / f"{prefix}_w2v_class_names.csv").exists():
+        raise BenchmarkError(
+            f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}, or the --dataset name "
+            f"`kda extract` wrote {root} with"
+        )
+    return prefix
 
 
 @dataclass(frozen=True)
@@ -240,7 +266,6 @@ def read_readable_names(path: Path) -> dict[str, str]:
 
 def load_benchmark(root: str | Path, dataset: str, setting: str) -> Benchmark:
     """Read the class splits of one dataset root; features are read per stage (`Benchmark.stage`)."""
-    check_choice(dataset, DATASETS, "dataset")
     check_choice(setting, SETTING_DIMS, "setting")
     root = Path(root)
     if not (root / "class-split").is_dir():
@@ -248,6 +273,7 @@ def load_benchmark(root: str | Path, dataset: str, setting: str) -> Benchmark:
         if (root / dataset / "class-split").is_dir():
             hint = f" (did you mean {root / dataset}?)"
         raise BenchmarkError(f"{root} is not an AVCA dataset root: no class-split/ folder{hint}")
+    prefix = check_dataset(root, dataset)
     classes = sorted(read_class_list(root / "class-split" / "all_class.txt"))
     canonical = {class_key(c): c for c in classes}
     splits = {}
@@ -257,10 +283,26 @@ def load_benchmark(root: str | Path, dataset: str, setting: str) -> Benchmark:
         if unknown:
             raise BenchmarkError(f"{split}.txt names classes missing from all_class.txt: {', '.join(unknown[:5])}")
         splits[split] = sorted(canonical[class_key(n)] for n in names)
-    readable = read_readable_names(root / "class-split" / f"{DATASETS[dataset]}_w2v_class_names.csv")
+    readable = read_readable_names(root / "class-split" / f"{prefix}_w2v_class_names.csv")
     readable = {c: readable.get(c, c) for c in classes}
     used = sorted({c for names in splits.values() for c in names})
     return Benchmark(root, dataset, setting, used, classes, readable, splits)
+
+
+def feature_source(root: Path) -> dict:
+    """Where a root's features came from, for checkpoint provenance. `weights` tells the app which
+    extractor weights make matching features: 'pretrained' (the public benchmark features, or `kda
+    extract` with real weights), 'offline' (seeded random backbones), or 'none' (synthetic features)."""
+    for name, source in ((EXTRACTION_MANIFEST, "kda extract"), (SYNTHETIC_MANIFEST, "synthetic")):
+        path = Path(root) / name
+        if path.is_file():
+            manifest = json.loads(path.read_text())
+            if source == "synthetic":
+                return {"source": source, "weights": "none", **manifest}
+            weights = "offline" if manifest.get("offline") else "pretrained"
+            keep = ("audio_backbone", "visual_backbone", "caps")
+            return {"source": source, "weights": weights, **{k: manifest[k] for k in keep if k in manifest}}
+    return {"source": "benchmark features", "weights": "pretrained"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,7 +316,7 @@ def write_class_split(
     split_dir = root / "class-split" / f"{setting}_split"
     split_dir.mkdir(parents=True, exist_ok=True)
     (root / "class-split" / "all_class.txt").write_text("".join(f"{c}\n" for c in sorted(classes)))
-    with (root / "class-split" / f"{DATASETS[dataset]}_w2v_class_names.csv").open("w", newline="") as f:
+    with (root / "class-split" / f"{dataset_prefix(dataset)}_w2v_class_names.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["original", "manual"])
         writer.writerows([c, readable.get(c, c)] for c in sorted(classes))

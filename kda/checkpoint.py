@@ -4,8 +4,9 @@
 config.json:
     format            "kda-checkpoint/1"
     model             ModelConfig fields (rebuilds the network)
-    features          {"setting": "cls", "audio_dim": 128, "visual_dim": 4096}: the feature setting names
-                      the extractor that makes matching features from a video
+    features          {"setting": "cls", "audio_dim": 128, "visual_dim": 4096, "weights": "pretrained"}: the
+                      feature setting names the extractor that makes matching features from a video, and
+                      `weights` its weights ('pretrained', 'offline' = seeded random, 'none' = synthetic)
     text_encoder      id of the encoder that made the knowledge embeddings ("precomputed"/"synthetic" when
                       they came from a file)
     classes           [{"id", "name", "seen"}] in knowledge-row order
@@ -54,6 +55,7 @@ class Checkpoint:
     classes: list[ClassEntry]
     knowledge: np.ndarray  # (C, E), rows follow `classes`
     beta: float = 0.0
+    feature_weights: str = "pretrained"  # extractor weights that match the training features
     texts: dict[str, list[str]] | None = None
     provenance: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
@@ -71,7 +73,12 @@ class Checkpoint:
         return {
             "format": FORMAT,
             "model": cfg.to_dict(),
-            "features": {"setting": self.setting, "audio_dim": cfg.audio_dim, "visual_dim": cfg.visual_dim},
+            "features": {
+                "setting": self.setting,
+                "audio_dim": cfg.audio_dim,
+                "visual_dim": cfg.visual_dim,
+                "weights": self.feature_weights,
+            },
             "text_encoder": self.text_encoder,
             "classes": [{"id": c.id, "name": c.name, "seen": c.seen} for c in self.classes],
             "knowledge": {"texts": self.texts} if self.texts is not None else {},
@@ -157,6 +164,7 @@ def load_checkpoint(location: str | Path) -> Checkpoint:
         classes=classes,
         knowledge=knowledge.numpy(),
         beta=float(config.get("beta", 0.0)),
+        feature_weights=config["features"].get("weights", "pretrained"),
         texts=config.get("knowledge", {}).get("texts"),
         provenance=config.get("provenance", {}),
         metrics=config.get("metrics", {}),

@@ -10,13 +10,15 @@ cls audio is the mean of 8-bit quantised values (0..255), cls visual non-negativ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kda.benchmark import (
     SETTING_DIMS,
+    SYNTHETIC_MANIFEST,
     builtin_classes,
     split_lists_from_roles,
     write_class_split,
@@ -121,4 +123,6 @@ def write_synthetic_benchmark(
     for split, rows in csv_rows.items():
         write_split_csv(root, setting, split, rows, names)
     knowledge_path = save_vectors(root / KNOWLEDGE_FILE, names, knowledge, SYNTHETIC_ENCODER)
+    manifest = {"dataset": dataset, "setting": setting, "config": asdict(cfg)}
+    (root / SYNTHETIC_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return SynthSummary(root, knowledge_path, len(classes), videos)

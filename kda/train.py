@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from kda import __version__
-from kda.benchmark import Benchmark, Stage, VideoSet
+from kda.benchmark import Benchmark, Stage, VideoSet, feature_source
 from kda.checkpoint import Checkpoint, ClassEntry
 from kda.class_vectors import ClassVectors
 from kda.errors import KdaError
@@ -100,7 +100,9 @@ def train_epoch(model, optimizer, data: TrainingTensors, margins, loss_cfg, cfg:
         for k, v in parts.items():
             totals[k] = totals.get(k, 0.0) + v.item()
         steps += 1
-    if not steps or not math.isfinite(totals["total"]):
+    if not steps:
+        raise KdaError(f"{len(order)} training videos: at least 2 are needed to form a batch")
+    if not math.isfinite(totals["total"]):
         raise KdaError("training diverged (non-finite loss); lower --lr or check the features")
     return {k: v / steps for k, v in totals.items()}
 
@@ -243,6 +245,7 @@ def to_checkpoint(
     seen = set(bench.splits["stage_2_train"])
     ids = sorted(seen | set(bench.splits["stage_2_test_unseen"]))
     rows = knowledge.bind(ids, known=knowledge.names)
+    features = feature_source(bench.root)
     metrics = {"best_epoch": result.best_epoch, "test": result.test.to_dict()}
     if result.validation is not None:
         metrics["validation"] = result.validation.to_dict()
@@ -253,11 +256,13 @@ def to_checkpoint(
         classes=[ClassEntry(c, bench.readable.get(c, c), c in seen) for c in ids],
         knowledge=rows.vectors,
         beta=result.beta,
+        feature_weights=features["weights"],
         texts=rows.texts,
         provenance={
             "dataset": bench.dataset,
             "root": str(bench.root),
             "setting": bench.setting,
+            "features": features,
             "protocol": cfg.protocol,
             "loss": loss_cfg.to_dict(),
             "train": cfg.to_dict(),

@@ -40,7 +40,9 @@ def test_descriptions_file_is_encoded_and_bound_with_its_texts(ucf_synth):
 
 def test_missing_and_unknown_classes_are_named(tmp_path):
     kv = load_vectors(save_vectors(tmp_path / "k.npz", ["a", "b", "zebra"], np.ones((3, 2))))
-    with pytest.raises(KnowledgeMismatchError, match=r"no knowledge for 1 classes: c; knowledge for 1 unknown classes: zebra"):
+    with pytest.raises(
+        KnowledgeMismatchError, match=r"no knowledge for 1 classes: c; knowledge for 1 unknown classes: zebra"
+    ):
         kv.bind(["a", "b", "c"])
     assert kv.bind(["a", "b"], known=["a", "b", "zebra"]).names == ["a", "b"]  # extra known classes are fine
 

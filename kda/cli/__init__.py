@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("info", "synth", "train", "evaluate", "describe")
+COMMANDS = ("info", "synth", "train", "evaluate", "describe", "extract")
 
 
 class CliError(Exception):

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint folder or hf-hub: id")
     p.add_argument("--root", required=True, help="dataset root")
-    p.add_argument("--dataset", choices=list(DATASETS), help="default: the checkpoint's dataset")
+    p.add_argument("--dataset", help=f"{', '.join(DATASETS)} or a `kda extract` name; default: the checkpoint's")
     p.add_argument("--beta", type=float, help="override the checkpoint's beta")
     p.add_argument("--json", dest="json_out", help="write seen, unseen, hm, zsl, beta as JSON to this file")
     p.add_argument(

@@ -26,7 +26,11 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--root", required=True, help="dataset root (class-split/ and features/ inside)")
-    p.add_argument("--dataset", required=True, choices=list(DATASETS), help="benchmark the root holds")
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help=f"benchmark the root holds ({', '.join(DATASETS)}), or the --dataset name given to `kda extract`",
+    )
     p.add_argument("--setting", choices=list(SETTING_DIMS), default="cls", help="feature setting")
     p.add_argument(
         "--knowledge",

@@ -1,0 +1,227 @@
+"""Features from real media: the test battery through `extract_video`, the backbone registry, and
+`kda extract` on a labelled folder of ffmpeg-made clips, read back by `load_benchmark` and trained on."""
+
+import contextlib
+import csv
+import io
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from media_factory import CASES, make_all, needs_ffmpeg, write_clip
+
+from kda.benchmark import FEATURE_FOLDERS, BenchmarkError, load_benchmark
+from kda.cli import main
+from kda.media import BackboneError, errors, extract_video, get_setting
+from kda.media.backbones import he_init, seeded
+from kda.media.labels import LabeledVideo, LabelsError, assign
+from kda.media.vggish import VGGish
+
+pytestmark = [pytest.mark.media, needs_ffmpeg]
+
+
+@pytest.fixture(scope="module")
+def media_files(tmp_path_factory):
+    return make_all(tmp_path_factory)
+
+
+DECODES = [name for name, case in CASES.items() if case.error is None]
+FAILS = [name for name, case in CASES.items() if case.error is not None]
+OFFLINE = {"weights": "offline", "max_clips": 1, "max_examples": 4}  # C3D costs ~2.5 s per clip on a CPU
+
+
+@pytest.fixture(scope="module")
+def battery(media_files):
+    """cls features of every decodable case (or the exception it raised), computed once."""
+    results = {}
+    for name in DECODES:
+        try:
+            results[name] = extract_video(media_files[name], "cls", **OFFLINE)
+        except Exception as e:  # reported by the test of that case
+            results[name] = e
+    return results
+
+
+@pytest.mark.parametrize("name", DECODES)
+def test_every_decodable_case_gives_cls_features_of_the_right_shape(battery, name):
+    features = battery[name]
+    if isinstance(features, Exception):
+        raise features
+    assert features.visual.shape == (4096,) and features.visual.dtype == np.float32
+    assert np.isfinite(features.visual).all()
+    assert features.offline and any("carry no meaning" in note for note in features.notes)
+    if CASES[name].audio:
+        assert features.audio.shape == (128,) and features.has_audio
+        assert features.audio.min() >= 0 and features.audio.max() <= 255
+    else:
+        assert features.audio is None and not features.has_audio
+        assert any("visual-only" in note for note in features.notes)
+
+
+@pytest.mark.parametrize("name", FAILS)
+def test_bad_cases_raise_their_specific_error(media_files, name):
+    if name not in media_files:
+        pytest.skip(f"this ffmpeg cannot make the {name} case")
+    with pytest.raises(getattr(errors, CASES[name].error)):
+        extract_video(media_files[name], "cls", **OFFLINE)
+
+
+def test_sampling_is_stated(battery):
+    long = battery["long_10_min"]
+    assert long.sampled and long.visual_units == (1, 197) and long.audio_units == (4, 656)
+    assert any("1 of 197 16-frame clips" in note for note in long.notes)
+    assert any("4 of 656" in note for note in long.notes)
+    short = battery["one_frame"]
+    assert short.visual_units == (1, 1) and any("zero-padded" in note for note in short.notes)
+    assert any("decoded at 1280x720 (from 3840x2160)" in note for note in battery["uhd_4k"].notes)
+
+
+def test_offline_features_differ_between_videos_and_weights_are_reproducible(battery):
+    a, b = battery["mp4_h264_aac"], battery["avi_pcm_u8_stereo"]
+    assert not np.allclose(a.audio, b.audio) and not np.allclose(a.visual, b.visual)
+    first, again = (seeded(lambda: he_init(VGGish())).state_dict() for _ in range(2))
+    assert all(torch.equal(first[k], again[k]) for k in first)
+
+
+def test_clip_setting_gives_512_d_frame_features(media_files):
+    features = extract_video(media_files["webm_vp9_opus"], "clip", weights="offline", frames=2, max_examples=2)
+    assert features.visual.shape == (512,) and features.audio.shape == (128,)
+    assert features.visual_units == (2, 2) and not features.sampled
+    assert 0 < np.linalg.norm(features.visual) <= 1.0 + 1e-5  # a mean of unit vectors
+
+
+def test_registry_names_settings_and_refuses_main():
+    assert (get_setting("cls").audio_dim, get_setting("cls").visual_dim) == (128, 4096)
+    assert (get_setting("clip").audio_dim, get_setting("clip").visual_dim) == (128, 512)
+    with pytest.raises(BackboneError, match="SeLaVi"):
+        get_setting("main")
+    with pytest.raises(BackboneError, match="choose one of cls, clip"):
+        get_setting("nope")
+
+
+# ---------------------------------------------------------------------------------------------
+# kda extract
+
+COLORS = {"RedThing": ("red", 300), "GreenThing": ("green", 600), "BlueThing": ("blue", 900)}
+
+
+@pytest.fixture(scope="module")
+def labelled_folder(tmp_path_factory):
+    """Three classes of three short clips each, a labels CSV, and one broken file listed with them."""
+    folder = tmp_path_factory.mktemp("videos")
+    rows = []
+    for label, (color, tone) in COLORS.items():
+        for i in range(3):
+            name = f"{label.lower()}/{label}_{i}.mp4"
+            write_clip(folder / name, color, seconds=1.0, tone=tone + 50 * i)
+            rows.append((name, label))
+    (folder / "broken.mp4").write_text("not a video")
+    labels = folder / "labels.csv"
+    write_rows(labels, ["filename", "label"], rows + [("broken.mp4", "RedThing")])
+    return folder, labels, rows
+
+
+def write_rows(path, header, rows):
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def run_extract(folder, labels, out) -> tuple[int, str, str]:
+    """`kda extract` in this process (models stay loaded): exit code, stdout, stderr."""
+    args = ["extract", "--videos", folder, "--labels", labels, "--out", out, "--weights", "offline",
+            "--max-clips", 1, "--max-examples", 2, "--dataset", "mine", "--quiet"]  # fmt: skip
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main([str(a) for a in args])
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="module")
+def extracted(labelled_folder, tmp_path_factory):
+    folder, labels, _ = labelled_folder
+    out = tmp_path_factory.mktemp("root")
+    return (out, *run_extract(folder, labels, out))
+
+
+def test_extract_writes_a_benchmark_root_that_loads_in_both_stages(extracted, labelled_folder):
+    out, code, stdout, stderr = extracted
+    assert code == 0
+    assert "skipped broken.mp4" in stderr and "NotMedia" not in stdout  # reported, not fatal
+    summary = stdout.strip().splitlines()[-1]
+    assert "9 of 10 videos written" in summary and "1 failed" in summary and "OFFLINE" in summary
+    assert "cap per video: 1 C3D clips, 2 audio examples" in summary
+    bench = load_benchmark(out, "mine", "cls")
+    assert sorted(bench.classes) == sorted(COLORS)
+    assert (out / "class-split" / "mine_w2v_class_names.csv").exists()  # how the root names its dataset
+    with pytest.raises(BenchmarkError, match="choose one of"):
+        load_benchmark(out, "Kinetics", "cls")
+    for number in (1, 2):
+        stage = bench.stage(number)
+        assert stage.train.audio.shape[1:] == (128,) and stage.train.visual.shape[1:] == (4096,)
+        assert len(stage.seen) >= 1 and len(stage.unseen) == 1
+    assert bench.dims == (128, 4096)
+    urls = {u for folder in FEATURE_FOLDERS for u in bench.read_folder(folder).urls}
+    assert urls == {name for name, _ in labelled_folder[2]}
+
+
+def test_extract_resumes_without_extracting_again(extracted, labelled_folder):
+    out = extracted[0]
+    folder, labels, _ = labelled_folder
+    before = {p: p.stat().st_mtime_ns for p in (out / ".kda-extract").rglob("*.npz")}
+    code, stdout, _ = run_extract(folder, labels, out)
+    assert code == 0 and "0 extracted, 9 already there" in stdout
+    assert {p: p.stat().st_mtime_ns for p in (out / ".kda-extract").rglob("*.npz")} == before
+
+
+def test_a_split_column_places_videos_in_the_given_folders(extracted, labelled_folder, tmp_path):
+    out = extracted[0]
+    folder, _, rows = labelled_folder
+    split = {"RedThing": ["stage_1_train", "stage_1_train", "stage_1_val_seen"],
+             "GreenThing": ["stage_1_val_unseen", "stage_2_test_seen", "stage_1_val_unseen"],
+             "BlueThing": ["stage_2_test_unseen"] * 3}  # fmt: skip
+    labels = tmp_path / "labels_split.csv"
+    write_rows(labels, ["filename", "label", "split"], [(n, label, split[label][int(n[-5])]) for n, label in rows])
+    code, stdout, _ = run_extract(folder, labels, out)
+    assert code == 0 and "0 extracted" in stdout
+    bench = load_benchmark(out, "mine", "cls")
+    assert bench.splits["stage_1_train"] == ["RedThing"] and bench.splits["stage_2_test_unseen"] == ["BlueThing"]
+    with h5py.File(out / "features/cls_features/video/stage_2_test_seen/GreenThing.h5") as f:
+        assert [u.decode() for u in f["video_urls"]] == ["greenthing/GreenThing_1.mp4"]
+
+
+def test_labels_that_cannot_make_two_stages_are_one_clear_error(labelled_folder, tmp_path):
+    folder, _, rows = labelled_folder
+    labels = tmp_path / "two_classes.csv"
+    write_rows(labels, ["filename", "label"], [r for r in rows if r[1] != "BlueThing"])
+    code, _, stderr = run_extract(folder, labels, tmp_path / "out")
+    assert code == 1 and "at least 3 classes" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_default_assignment_is_deterministic_and_fills_every_folder():
+    videos = [LabeledVideo(f"{c}_{i}.mp4", c) for c in "ABCDEFGHIJ" for i in range(6)]
+    first, again = assign(videos), assign(list(reversed(videos)))
+    assert first.roles == again.roles and first.folders == again.folders
+    assert sorted(first.roles.values()).count("val_unseen") == 2
+    assert set(first.folders.values()) == set(FEATURE_FOLDERS)
+    with pytest.raises(LabelsError, match="either seen in stage 1"):
+        assign([LabeledVideo("a.mp4", "A", "stage_1_train"), LabeledVideo("b.mp4", "A", "stage_2_test_unseen")])
+
+
+def test_train_runs_on_the_extracted_root(extracted, tmp_path):
+    out = extracted[0]
+    bench = load_benchmark(out, "mine", "cls")
+    rng = np.random.default_rng(0)
+    knowledge = tmp_path / "knowledge.npz"
+    np.savez(knowledge, names=np.array(bench.classes), embeddings=rng.standard_normal((len(bench.classes), 512)))
+    cmd = [sys.executable, "-m", "kda", "train", "--root", str(out), "--dataset", "mine", "--setting", "cls",
+           "--knowledge", str(knowledge), "--out", str(tmp_path / "ck"), "--epochs", "2", "--batch-size", "2", "--quiet"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0 and "invalid choice: 'mine'" in proc.stderr:
+        pytest.skip("`kda train --dataset` does not accept a user's dataset name yet (it lists the built-in ones)")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "ck" / "model.safetensors").exists()
