@@ -17,3 +17,11 @@ def ucf_synth(tmp_path_factory):
     root = tmp_path_factory.mktemp("ucf_synth")
     write_synthetic_benchmark(root, "UCF", "cls", SynthConfig(train_videos=8, eval_videos=4))
     return root
+
+
+@pytest.fixture(scope="session")
+def media_files(tmp_path_factory):
+    """Every media test case made once with ffmpeg (tests/media_factory.py), by case name."""
+    from media_factory import make_all
+
+    return make_all(tmp_path_factory)

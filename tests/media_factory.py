@@ -158,3 +158,13 @@ def write_clip(path: Path, color: str, seconds: float = 1.0, tone: float = 440.0
     path.parent.mkdir(parents=True, exist_ok=True)
     ffmpeg(args, path)
     return path
+
+
+DECODES = [name for name, case in CASES.items() if case.error is None]  # cases that must decode
+FAILS = [name for name, case in CASES.items() if case.error is not None]  # cases that must raise
+
+
+def case_file(media_files: dict[str, Path], name: str) -> Path:
+    if name not in media_files:
+        pytest.skip(f"this ffmpeg cannot make the {name} case")
+    return media_files[name]

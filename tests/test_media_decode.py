@@ -8,7 +8,7 @@ import wave
 
 import numpy as np
 import pytest
-from media_factory import CASES, H264, ffmpeg, make_all, needs_ffmpeg
+from media_factory import CASES, DECODES, FAILS, H264, case_file, ffmpeg, needs_ffmpeg
 
 from kda.errors import KdaError
 from kda.media import errors
@@ -17,13 +17,6 @@ from kda.media.decode import SAMPLE_RATE, Limits, open_video, read_audio, resamp
 pytestmark = [pytest.mark.media, needs_ffmpeg]
 
 
-@pytest.fixture(scope="module")
-def media_files(tmp_path_factory):
-    return make_all(tmp_path_factory)
-
-
-DECODES = [name for name, case in CASES.items() if case.error is None]
-FAILS = [name for name, case in CASES.items() if case.error is not None]
 NATIVE_RATES = {
     "mp4_h264_aac": 44100,
     "webm_vp9_opus": 48000,
@@ -33,12 +26,6 @@ NATIVE_RATES = {
     "avi_pcm_u8_mono": 8000,
     "avi_pcm_u8_stereo": 11025,
 }
-
-
-def case_file(media_files, name):
-    if name not in media_files:
-        pytest.skip(f"this ffmpeg cannot make the {name} case")
-    return media_files[name]
 
 
 @pytest.mark.parametrize("name", DECODES)

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from media_factory import CASES, make_all, needs_ffmpeg, write_clip
+from media_factory import CASES, DECODES, FAILS, needs_ffmpeg, write_clip
 
 from kda.benchmark import FEATURE_FOLDERS, BenchmarkError, load_benchmark
 from kda.cli import main
@@ -23,13 +23,6 @@ from kda.media.vggish import VGGish
 pytestmark = [pytest.mark.media, needs_ffmpeg]
 
 
-@pytest.fixture(scope="module")
-def media_files(tmp_path_factory):
-    return make_all(tmp_path_factory)
-
-
-DECODES = [name for name, case in CASES.items() if case.error is None]
-FAILS = [name for name, case in CASES.items() if case.error is not None]
 OFFLINE = {"weights": "offline", "max_clips": 1, "max_examples": 4}  # C3D costs ~2.5 s per clip on a CPU
 
 
