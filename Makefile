@@ -30,4 +30,4 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 # ffmpeg makes the test media; installed from Debian when missing.
 system-deps:
-	@command -v ffmpeg >/dev/null || { apt-get update -q && apt-get install -y -q ffmpeg; }
+	@command -v ffmpeg >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; }
