@@ -91,8 +91,9 @@ REGISTRY: dict[str, WeightFile] = {
             name="vggish-pca",
             url=f"{TORCHVGGISH_RELEASE}/vggish_pca_params-4d878af3.npz",
             filename="vggish_pca_params-4d878af3.npz",
-            # Only the torch.hub prefix of the release name is public; the full digest is not.
-            sha256="4d878af3",
+            # Full digest as pinned by a public project that versions this asset; it starts with the
+            # torch.hub prefix in the release name.
+            sha256="4d878af3e306defbfb37095365aa7e5a6cecb86bad13e859e626151c4e6a8b9d",
             note="AudioSet PCA/whitening parameters (pca_eigen_vectors 128x128, pca_means 128) as the .npz "
             "the benchmark's Postprocessor read (Google publishes the same parameters as "
             "storage.googleapis.com/audioset/vggish_pca_params.npz). The .npz is chosen over the release's "
