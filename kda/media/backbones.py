@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from kda.benchmark import SETTING_DIMS  # (audio, visual) dims of every feature setting
 from kda.errors import KdaError
 
 WEIGHTS = ("pretrained", "offline")
@@ -42,8 +43,7 @@ SETTINGS = {
             "cls",
             "vggish",
             "c3d",
-            128,
-            4096,
+            *SETTING_DIMS["cls"],
             "the AVCA 'cls' features, extraction reproduced: VGGish (AudioSet PCA, 8-bit) over 0.96 s examples "
             "+ C3D Sports-1M fc7 over 16-frame clips, each averaged over the video",
         ),
@@ -51,8 +51,7 @@ SETTINGS = {
             "clip",
             "vggish",
             "clip-vit-b-32",
-            128,
-            512,
+            *SETTING_DIMS["clip"],
             "VGGish as in 'cls' + CLIP ViT-B/32 (OpenAI) image embeddings of frames sampled evenly in time, "
             "averaged: the image tower of the default text encoder's model",
         ),
