@@ -11,6 +11,13 @@ import sys
 COMMANDS = ("info", "synth", "train", "evaluate", "describe", "extract")
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None: those options say in their help what happens without them."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 class CliError(Exception):
     """A user-facing failure: printed as one line, exit code 1."""
 

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-
 from kda.benchmark import class_key
+from kda.cli import DefaultsFormatter
 from kda.errors import KdaError
-
-
-class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except None: those options say in their help what happens without them."""
-
-    def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def register(subparsers) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from kda.benchmark import DATASETS
+from kda.cli import DefaultsFormatter
 
 
 def register(subparsers) -> None:
@@ -13,7 +13,7 @@ def register(subparsers) -> None:
         "evaluate",
         help="evaluate a checkpoint on the test split of a benchmark root",
         description="Uses the checkpoint's knowledge and its beta (chosen on validation at training time).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint folder or hf-hub: id")
     p.add_argument("--root", required=True, help="dataset root")

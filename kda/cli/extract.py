@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from kda.cli import DefaultsFormatter
 
 
 def register(subparsers) -> None:
@@ -20,7 +21,7 @@ def register(subparsers) -> None:
         "skipped. Without a split column the split is made deterministically from the names: 20% of the classes "
         "unseen in validation, 20% unseen in test, the rest seen, and each seen class's videos spread over "
         "train, validation and test (details in kda/media/labels.py); this needs 3 or more classes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("--videos", required=True, help="folder the filenames in --labels are relative to")
     p.add_argument("--labels", required=True, help="CSV with columns filename,label[,split] (split: an AVCA folder)")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-
 from kda.benchmark import SETTING_DIMS
+from kda.cli import DefaultsFormatter
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "info",
         help="show the model of a feature setting, or a checkpoint",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("--setting", choices=list(SETTING_DIMS), default="cls", help="feature setting")
     p.add_argument("--checkpoint", help="checkpoint folder or hf-hub: id (overrides --setting)")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
-
 from kda.benchmark import DATASETS, SETTING_DIMS
+from kda.cli import DefaultsFormatter
 from kda.synth import SynthConfig
 
 
@@ -15,7 +14,7 @@ def register(subparsers) -> None:
         help="write a synthetic benchmark with learnable zero-shot signal",
         description="Write a synthetic dataset root in the AVCA layout, with knowledge_vectors.npz inside it "
         "(pass that file to `kda train --knowledge`).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("--dataset", choices=list(DATASETS), default="UCF", help="benchmark whose classes and splits to use")
     p.add_argument("--setting", choices=list(SETTING_DIMS), default="cls", help="feature setting (dims and scales)")

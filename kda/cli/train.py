@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -12,6 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from kda.benchmark import DATASETS, SETTING_DIMS
+from kda.cli import DefaultsFormatter
 from kda.losses import LOSS_PRESETS
 from kda.train import PROTOCOLS, TrainConfig
 
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
         help="train on a benchmark root and save a checkpoint",
         description="Stage 1 trains on stage_1_train and picks the epoch and beta on validation; stage 2 "
         "retrains on all of stage 1 for that many epochs and is evaluated once on test.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("--root", required=True, help="dataset root (class-split/ and features/ inside)")
     p.add_argument(
