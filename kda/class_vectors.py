@@ -113,11 +113,17 @@ def read_npz(path: Path) -> ClassVectors:
 
 
 def encode_knowledge_file(path: Path, text_encoder: str | None) -> ClassVectors:
-    from kda.knowledge import DEFAULT_TEXT_ENCODER, class_embeddings, load_knowledge, load_text_encoder
+    from kda.knowledge import (
+        DEFAULT_TEXT_ENCODER,
+        class_embeddings,
+        embedding_matrix,
+        load_knowledge,
+        load_text_encoder,
+    )
 
     knowledge = load_knowledge(path)
     encoder = load_text_encoder(text_encoder or DEFAULT_TEXT_ENCODER)
     embeddings = class_embeddings(knowledge, encoder)
     names = list(knowledge.class_ids)
     texts = {n: knowledge.texts(n) for n in names}
-    return ClassVectors(names, np.stack([embeddings[n] for n in names]), encoder.id, texts)
+    return ClassVectors(names, embedding_matrix(embeddings, names), encoder.id, texts)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from kda.benchmark import (
     EXTRACTION_MANIFEST,
@@ -25,9 +26,12 @@ from kda.benchmark import (
     write_split_csv,
 )
 from kda.media.backbones import Backbone, FeatureSetting, get_setting, load_backbone
+from kda.media.c3d import clip_count, clip_frame_indices, clip_tensor
+from kda.media.clip_frames import embed_frames
 from kda.media.decode import DEFAULT_LIMITS, Limits, Video, open_video, read_audio, uniform_subset
 from kda.media.errors import CorruptMediaError, MediaError, NoAudioTrackError, UnsupportedCodecError
-from kda.media.labels import LabelsError, assign, read_labels
+from kda.media.labels import LabelsError, assign, check_folders_filled, read_labels
+from kda.media.vggish import EXAMPLE_SAMPLES, log_mel_examples, num_examples
 
 DEFAULT_MAX_CLIPS = 16  # C3D clips per video: ~2.3 s each on 2 CPU cores, so <= ~40 s per video
 DEFAULT_MAX_EXAMPLES = 64  # VGGish examples (0.96 s each) per video: ~75 ms each on 2 CPU cores
@@ -117,7 +121,6 @@ def embed_visual(spec: FeatureSetting, backbone: Backbone, video: Video, max_cli
 
 def c3d_feature(model, video: Video, max_clips: int, progress: Progress | None):
     """Mean fc7 over consecutive 16-frame clips (at most `max_clips` of them, spread evenly)."""
-    from kda.media.c3d import clip_count, clip_frame_indices, clip_tensor
 
     total = clip_count(video.num_frames)
     chosen = uniform_subset(total, max_clips)
@@ -134,7 +137,6 @@ def c3d_feature(model, video: Video, max_clips: int, progress: Progress | None):
 def clip_feature(encoder, video: Video, frames: int, progress: Progress | None):
     """Mean of the unit-length CLIP embeddings of `frames` frames spread evenly in time (a sample by
     design, so never counted as capped)."""
-    from kda.media.clip_frames import embed_frames
 
     indices = video.uniform_indices(frames)
     embeddings = embed_frames(encoder, video.frames(indices))  # (n, 512)
@@ -146,7 +148,6 @@ def clip_feature(encoder, video: Video, frames: int, progress: Progress | None):
 def embed_audio(backbone: Backbone, path: Path, max_examples: int, limits: Limits, progress: Progress | None):
     """(128,) audio feature or None, (used, available) examples, notes. A missing, undecodable or
     damaged audio track leaves the video visual-only, said in a note."""
-    from kda.media.vggish import EXAMPLE_SAMPLES, num_examples
 
     try:
         audio = read_audio(path, limits)
@@ -171,7 +172,6 @@ def embed_audio(backbone: Backbone, path: Path, max_examples: int, limits: Limit
 
 def vggish_feature(backbone: Backbone, samples: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     """Mean over the chosen examples of the PCA'd, 8-bit quantised VGGish embeddings: (128,) in 0..255."""
-    from kda.media.vggish import log_mel_examples
 
     quantised = []
     for start in range(0, len(chosen), VGGISH_BATCH):
@@ -236,7 +236,6 @@ def extract_dataset(
     A video that cannot be used is reported through `log` and skipped; it never stops the run. Raises
     `LabelsError` for a bad labels file, or when failures leave a feature folder without videos.
     """
-    from tqdm import tqdm
 
     spec = get_setting(setting)
     dataset_prefix(dataset)  # a bad dataset name fails now, not after the extraction
@@ -338,7 +337,6 @@ def write_entry(entry: Path, source: Path, params: dict, features: VideoFeatures
 
 def write_layout(out: Path, spec: FeatureSetting, dataset, videos, assignment, results: dict, summary) -> None:
     """Class lists, split CSVs and one HDF5 file per class, modality and folder (kda.benchmark layout)."""
-    from kda.media.labels import check_folders_filled
 
     kept = [v for v in videos if v.filename in results]
     try:
