@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kda.losses import adaptive_margins, kda_loss, loss_preset  # noqa: E402
+from kda.settings import get_setting
 from kda.model import KDAModel, ModelConfig  # noqa: E402
 from kda.train import TrainConfig, TrainingTensors, optimizer_for, train_epoch  # noqa: E402
 
@@ -75,7 +76,7 @@ def timed(fn) -> float:
 def main() -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    cfg_model = ModelConfig.for_setting("cls")
+    cfg_model = get_setting("cls").model_config()
     audio = rng.integers(0, 256, size=(VIDEOS, 128)).astype(np.float32)
     visual = np.maximum(rng.normal(size=(VIDEOS, 4096)), 0).astype(np.float32)
     labels = rng.integers(0, CLASSES, size=VIDEOS)

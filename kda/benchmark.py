@@ -23,9 +23,10 @@ import h5py
 import numpy as np
 
 from kda.errors import KdaError
+from kda.names import class_key
+from kda.settings import SETTINGS
 
 DATASETS = {"UCF": "ucf", "ActivityNet": "activitynet", "VGGSound": "vggsound"}  # name -> file prefix
-SETTING_DIMS = {"main": (512, 512), "cls": (128, 4096), "clip": (128, 512)}  # (audio, visual)
 SPLITS = (
     "stage_1_train",
     "stage_1_val_seen",
@@ -41,6 +42,13 @@ FEATURE_FOLDERS = (
     "stage_2_test_seen",
     "stage_2_test_unseen",
 )
+# Feature folders each class role has videos in ('train': seen in both stages; 'val_unseen': unseen in
+# stage 1, seen in stage 2; 'test_unseen': only met in the stage-2 test).
+ROLE_FOLDERS = {
+    "train": ("stage_1_train", "stage_1_val_seen", "stage_2_test_seen"),
+    "val_unseen": ("stage_1_val_unseen", "stage_2_test_seen"),
+    "test_unseen": ("stage_2_test_unseen",),
+}
 MODALITIES = ("audio", "video")
 EXTRACTION_MANIFEST = "extraction.json"  # written by `kda extract` into the roots it makes
 SYNTHETIC_MANIFEST = "synthetic.json"  # written by `kda synth`
@@ -48,12 +56,6 @@ SYNTHETIC_MANIFEST = "synthetic.json"  # written by `kda synth`
 
 class BenchmarkError(KdaError, ValueError):
     """The benchmark files are missing, malformed, or do not fit what was asked."""
-
-
-def class_key(name: str) -> str:
-    """Case-insensitive key the benchmark matches class names by (UCF spells `HandStandPushups` and
-    `HandstandPushups` in different files)."""
-    return name.strip().casefold()
 
 
 def check_choice(value: str, choices, what: str) -> str:
@@ -80,7 +82,7 @@ def check_dataset(root: Path, dataset: str) -> str:
     prefix = dataset_prefix(dataset)
     if dataset not in DATASETS and not (root / "class-split" / f"{prefix}_w2v_class_names.csv").exists():
         raise BenchmarkError(
-            f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}, or the --dataset name "
+            f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}, or the `dataset` name "
             f"`kda extract` wrote {root} with"
         )
     return prefix
@@ -101,7 +103,7 @@ class ClassInfo:
 def builtin_classes(dataset: str) -> list[ClassInfo]:
     """The classes of a benchmark with their split roles (facts derived from the public class splits)."""
     check_choice(dataset, DATASETS, "dataset")
-    text = resources.files("kda").joinpath(f"benchmark_data/{DATASETS[dataset]}.json").read_text()
+    text = resources.files("kda").joinpath(f"split_roles/{DATASETS[dataset]}.json").read_text()
     rows = json.loads(text)["classes"]
     return [ClassInfo(r["id"], r["name"], {"cls": r["cls"], "main": r["main"]}) for r in rows]
 
@@ -266,7 +268,7 @@ def read_readable_names(path: Path) -> dict[str, str]:
 
 def load_benchmark(root: str | Path, dataset: str, setting: str) -> Benchmark:
     """Read the class splits of one dataset root; features are read per stage (`Benchmark.stage`)."""
-    check_choice(setting, SETTING_DIMS, "setting")
+    check_choice(setting, SETTINGS, "setting")
     root = Path(root)
     if not (root / "class-split").is_dir():
         hint = ""

@@ -1,5 +1,5 @@
-"""KDA checkpoints: a folder (or a `hf-hub:` id resolving to one) with `model.safetensors` and
-`config.json`. Loading reads tensors and JSON only, never pickled code.
+"""KDA checkpoints: a folder (or a `hf-hub:` id resolving to one) with `model.safetensors`, `config.json`
+and optionally `samples.safetensors`. Loading reads tensors and JSON only, never pickled code.
 
 config.json:
     format            "kda-checkpoint/1"
@@ -10,11 +10,16 @@ config.json:
     text_encoder      id of the encoder that made the knowledge embeddings ("precomputed"/"synthetic" when
                       they came from a file)
     classes           [{"id", "name", "seen"}] in knowledge-row order
-    knowledge         {"texts": {class id: [texts]}} (absent when only vectors were given)
+    knowledge         the knowledge file of the checkpoint's classes (`kda-knowledge/1`: names, descriptions by
+                      aspect, provenance), keyed by class id; {} when only vectors were given. Checkpoints
+                      before it stored {"texts": {class id: [name, texts...]}}, still read.
     beta              calibrated-stacking offset chosen on validation
     provenance        dataset, root, protocol, loss and training settings, date, kda version
     metrics           {"validation": GZSLResult, "test": GZSLResult, "best_epoch": int}
 model.safetensors: the network's state dict plus `knowledge.embeddings` (C, E).
+samples.safetensors: a reference sample of evaluation videos (a few per class of the test split), which the
+    app plots and classifies when nothing is uploaded: `audio` (N, Da), `visual` (N, Dv), `labels` (N,) int64
+    indexing `classes`; metadata `format` "kda-samples/1", `urls` (a JSON list, one per video), `split`.
 """
 
 from __future__ import annotations
@@ -25,15 +30,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from kda.errors import KdaError
+from kda.files import HUB_PREFIX
+from kda.knowledge.store import ClassKnowledge, Description, Knowledge, KnowledgeError, parse_knowledge
 from kda.model import KDAModel, ModelConfig
 
 FORMAT = "kda-checkpoint/1"
+SAMPLES_FORMAT = "kda-samples/1"
 KNOWLEDGE_KEY = "knowledge.embeddings"
-HUB_PREFIX = "hf-hub:"
+FILES = ("config.json", "model.safetensors", "samples.safetensors")
 
 
 class CheckpointError(KdaError):
@@ -48,6 +56,20 @@ class ClassEntry:
 
 
 @dataclass
+class ReferenceSamples:
+    """A few evaluation videos per class, as features."""
+
+    audio: np.ndarray  # (N, Da) float32
+    visual: np.ndarray  # (N, Dv) float32
+    labels: np.ndarray  # (N,) int64, index into the checkpoint's classes
+    urls: list[str]
+    split: str = "stage_2_test"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
 class Checkpoint:
     model: KDAModel
     setting: str  # feature setting (extractor registry name)
@@ -56,9 +78,17 @@ class Checkpoint:
     knowledge: np.ndarray  # (C, E), rows follow `classes`
     beta: float = 0.0
     feature_weights: str = "pretrained"  # extractor weights that match the training features
-    texts: dict[str, list[str]] | None = None
+    knowledge_file: Knowledge | None = None  # the texts behind `knowledge`, keyed by class id
     provenance: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    samples: ReferenceSamples | None = None
+
+    @property
+    def texts(self) -> dict[str, list[str]] | None:
+        """class id -> [readable name, descriptions...]: the texts each knowledge row was encoded from."""
+        if self.knowledge_file is None:
+            return None
+        return {c: self.knowledge_file.texts(c) for c in self.knowledge_file.class_ids}
 
     @property
     def class_ids(self) -> list[str]:
@@ -81,7 +111,7 @@ class Checkpoint:
             },
             "text_encoder": self.text_encoder,
             "classes": [{"id": c.id, "name": c.name, "seen": c.seen} for c in self.classes],
-            "knowledge": {"texts": self.texts} if self.texts is not None else {},
+            "knowledge": self.knowledge_file.to_json() if self.knowledge_file is not None else {},
             "beta": self.beta,
             "provenance": self.provenance,
             "metrics": self.metrics,
@@ -96,8 +126,21 @@ def save_checkpoint(ckpt: Checkpoint, folder: str | Path) -> Path:
     tensors = {k: v.detach().contiguous() for k, v in ckpt.model.state_dict().items()}
     tensors[KNOWLEDGE_KEY] = torch.from_numpy(np.ascontiguousarray(ckpt.knowledge, dtype=np.float32))
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": FORMAT})
+    (folder / "samples.safetensors").unlink(missing_ok=True)
+    if ckpt.samples is not None:
+        save_samples(ckpt.samples, folder / "samples.safetensors")
     (folder / "config.json").write_text(json.dumps(ckpt.config(), indent=1, ensure_ascii=False) + "\n")
     return folder
+
+
+def save_samples(samples: ReferenceSamples, path: Path) -> None:
+    tensors = {
+        "audio": torch.from_numpy(np.ascontiguousarray(samples.audio, dtype=np.float32)),
+        "visual": torch.from_numpy(np.ascontiguousarray(samples.visual, dtype=np.float32)),
+        "labels": torch.from_numpy(np.ascontiguousarray(samples.labels, dtype=np.int64)),
+    }
+    metadata = {"format": SAMPLES_FORMAT, "urls": json.dumps(list(samples.urls)), "split": samples.split}
+    save_file(tensors, str(path), metadata=metadata)
 
 
 def resolve(location: str | Path) -> Path:
@@ -108,7 +151,7 @@ def resolve(location: str | Path) -> Path:
 
         repo = text[len(HUB_PREFIX) :]
         try:
-            return Path(snapshot_download(repo, allow_patterns=["config.json", "model.safetensors"]))
+            return Path(snapshot_download(repo, allow_patterns=list(FILES)))
         except Exception as e:
             raise CheckpointError(
                 f"cannot fetch checkpoint {repo} from the Hugging Face Hub ({type(e).__name__}: {e}); "
@@ -165,10 +208,71 @@ def load_checkpoint(location: str | Path) -> Checkpoint:
         knowledge=knowledge.numpy(),
         beta=float(config.get("beta", 0.0)),
         feature_weights=config["features"].get("weights", "pretrained"),
-        texts=config.get("knowledge", {}).get("texts"),
+        knowledge_file=read_knowledge(config.get("knowledge") or {}, classes, folder),
         provenance=config.get("provenance", {}),
         metrics=config.get("metrics", {}),
+        samples=read_samples(folder / "samples.safetensors", model_cfg, len(classes)),
     )
+
+
+def read_knowledge(section: dict, classes: list[ClassEntry], folder: Path) -> Knowledge | None:
+    """The knowledge file stored in config.json (or rebuilt from the texts older checkpoints stored), checked
+    to describe exactly the checkpoint's classes."""
+    if not section:
+        return None
+    try:
+        if "texts" in section and "format" not in section:  # before the full knowledge file was stored
+            entries = {c: legacy_class(texts) for c, texts in section["texts"].items()}
+            knowledge = Knowledge("checkpoint", entries, {"method": "texts stored by an older checkpoint"})
+        else:
+            knowledge = parse_knowledge(section, f"{folder}/config.json 'knowledge'")
+    except (KnowledgeError, TypeError, ValueError, IndexError) as e:
+        raise CheckpointError(f"{folder}/config.json: bad 'knowledge' section: {e}") from e
+    ids = [c.id for c in classes]
+    if sorted(knowledge.class_ids) != sorted(ids):
+        missing = sorted(set(ids) - set(knowledge.class_ids))
+        extra = sorted(set(knowledge.class_ids) - set(ids))
+        raise CheckpointError(
+            f"{folder}/config.json: the knowledge describes other classes than 'classes' "
+            f"(missing {missing[:5]}, unknown {extra[:5]})"
+        )
+    knowledge.classes = {c: knowledge.classes[c] for c in ids}  # row order
+    knowledge.mark_base()
+    return knowledge
+
+
+def legacy_class(texts: list[str]) -> ClassKnowledge:
+    """[name, d1, d2, d3] as stored by older checkpoints; the paper's aspects in order, 'other' beyond."""
+    from kda.knowledge.store import ASPECTS
+
+    aspects = [*ASPECTS, *["other"] * max(0, len(texts) - 1 - len(ASPECTS))]
+    return ClassKnowledge(texts[0], tuple(Description(a, t) for a, t in zip(aspects, texts[1:], strict=False)))
+
+
+def read_samples(path: Path, cfg: ModelConfig, num_classes: int) -> ReferenceSamples | None:
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+        samples = ReferenceSamples(
+            tensors["audio"].numpy(),
+            tensors["visual"].numpy(),
+            tensors["labels"].numpy().astype(np.int64),
+            json.loads(metadata["urls"]),
+            metadata.get("split", "stage_2_test"),
+        )
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise CheckpointError(f"cannot read reference samples {path}: {e}") from e
+    n = len(samples.labels)
+    shapes_ok = samples.audio.shape == (n, cfg.audio_dim) and samples.visual.shape == (n, cfg.visual_dim)
+    if not shapes_ok or len(samples.urls) != n or (n and not 0 <= samples.labels.min() <= samples.labels.max() < num_classes):
+        raise CheckpointError(
+            f"{path} does not match the checkpoint: audio {samples.audio.shape}, visual {samples.visual.shape}, "
+            f"{len(samples.urls)} urls and {n} labels for {num_classes} classes and dims {cfg.audio_dim}/{cfg.visual_dim}"
+        )
+    return samples
 
 
 def check_state(model: KDAModel, tensors: dict[str, torch.Tensor], folder: Path) -> None:

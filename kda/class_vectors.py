@@ -3,12 +3,10 @@ encoded from a knowledge (descriptions) file, and bound to a class list by name,
 
 Precomputed files:
   * `.npz` with `names` (C,) str, `embeddings` (C, E) float, optional `encoder` (str);
-  * `.json` `{"encoder": str, "embeddings": {class name: [floats]}}`.
-A knowledge file (`"format": "kda-knowledge/1"`) is encoded with the given text encoder: t_c is the
-mean of the class's encoded texts (name included).
-
-Every loaded t_c is L2-normalised: rho_av is unit-norm in the released setting, so the alignment loss
-can only reach knowledge on the unit sphere, and the margins use cosines anyway.
+  * `.json` `{"encoder": str, "embeddings": {class name: [floats]}}`, or plainly `{class name: [floats]}`.
+A knowledge file (`"format": "kda-knowledge/1"`) is encoded with the given text encoder into t_c by
+`kda.knowledge.embed.class_vector` (the L2-normalised mean of the class's encoded texts, name included).
+Precomputed vectors are L2-normalised on load the same way (`unit_rows`), so every t_c is unit length.
 """
 
 from __future__ import annotations
@@ -19,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kda.benchmark import class_key
 from kda.errors import KdaError
+from kda.knowledge.embed import unit_rows
+from kda.knowledge.store import Knowledge
+from kda.names import match_classes
 
 PRECOMPUTED = "precomputed"  # encoder id of vectors that came from a file, not from texts
 
@@ -34,15 +34,20 @@ class ClassVectors:
     names: list[str]
     vectors: np.ndarray  # (C, E) float32
     encoder: str  # text encoder id, or PRECOMPUTED
-    texts: dict[str, list[str]] | None = None  # class -> texts that were encoded (name first)
+    knowledge: Knowledge | None = None  # the knowledge file the vectors were encoded from, keyed like `names`
+
+    @property
+    def texts(self) -> dict[str, list[str]] | None:
+        """class -> the texts that were encoded (readable name first)."""
+        return None if self.knowledge is None else {c: self.knowledge.texts(c) for c in self.names}
 
     def bind(self, classes: list[str], known: list[str] | None = None) -> ClassVectors:
         """The vectors of `classes`, in that order (names matched case-insensitively). Classes missing from
         the knowledge, or knowledge of classes outside `known` (default: `classes`), are errors naming them."""
-        row = {class_key(n): i for i, n in enumerate(self.names)}
-        wanted = {class_key(c) for c in (known if known is not None else classes)}
-        missing = [c for c in classes if class_key(c) not in row]
-        unknown = [n for n in self.names if class_key(n) not in wanted]
+        rows = match_classes(classes, self.names)
+        known_rows = set(match_classes(known if known is not None else classes, self.names))
+        missing = [c for c, row in zip(classes, rows, strict=True) if row is None]
+        unknown = [n for i, n in enumerate(self.names) if i not in known_rows]
         problems = []
         if missing:
             problems.append(f"no knowledge for {len(missing)} classes: {', '.join(missing[:8])}")
@@ -50,16 +55,12 @@ class ClassVectors:
             problems.append(f"knowledge for {len(unknown)} unknown classes: {', '.join(unknown[:8])}")
         if problems:
             raise KnowledgeMismatchError("; ".join(problems))
-        order = [row[class_key(c)] for c in classes]
-        texts = None
-        if self.texts is not None:
-            texts = {c: self.texts[self.names[i]] for c, i in zip(classes, order, strict=True)}
-        return ClassVectors(list(classes), self.vectors[order], self.encoder, texts)
-
-
-def normalized(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        knowledge = None
+        if self.knowledge is not None:  # the same texts, keyed by the bound spelling of each class
+            k = self.knowledge
+            entries = {c: k.classes[self.names[i]] for c, i in zip(classes, rows, strict=True)}
+            knowledge = Knowledge(k.class_set, entries, dict(k.provenance), source=k.source)
+        return ClassVectors(list(classes), self.vectors[rows], self.encoder, knowledge)
 
 
 def save_vectors(path: str | Path, names: list[str], vectors: np.ndarray, encoder: str = PRECOMPUTED) -> Path:
@@ -79,7 +80,7 @@ def save_vectors(path: str | Path, names: list[str], vectors: np.ndarray, encode
 def load_vectors(path: str | Path, text_encoder: str | None = None) -> ClassVectors:
     """Read a precomputed embeddings file, or encode a knowledge file with `text_encoder` (its id)."""
     vectors = read_vectors(Path(path), text_encoder)
-    vectors.vectors = normalized(vectors.vectors)
+    vectors.vectors = unit_rows(vectors.vectors)
     return vectors
 
 
@@ -94,6 +95,8 @@ def read_vectors(path: Path, text_encoder: str | None) -> ClassVectors:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise KdaError(f"{path} is not valid JSON: {e}") from e
+    if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):  # {class: [floats]}
+        return plain_mapping(path, data)
     if isinstance(data, dict) and "embeddings" in data:
         names = list(data["embeddings"])
         vectors = np.asarray([data["embeddings"][n] for n in names], dtype=np.float32)
@@ -101,6 +104,16 @@ def read_vectors(path: Path, text_encoder: str | None) -> ClassVectors:
     if isinstance(data, dict) and str(data.get("format", "")).startswith("kda-knowledge/"):
         return encode_knowledge_file(path, text_encoder)
     raise KdaError(f"{path}: neither a knowledge file ('format': 'kda-knowledge/1') nor an embeddings file")
+
+
+def plain_mapping(path: Path, data: dict) -> ClassVectors:
+    try:
+        vectors = np.asarray(list(data.values()), dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise KdaError(f"{path}: every class must map to a list of numbers of the same length ({e})") from e
+    if vectors.ndim != 2:
+        raise KdaError(f"{path}: every class must map to a list of numbers of the same length")
+    return ClassVectors(list(data), vectors, PRECOMPUTED)
 
 
 def read_npz(path: Path) -> ClassVectors:
@@ -125,5 +138,4 @@ def encode_knowledge_file(path: Path, text_encoder: str | None) -> ClassVectors:
     encoder = load_text_encoder(text_encoder or DEFAULT_TEXT_ENCODER)
     embeddings = class_embeddings(knowledge, encoder)
     names = list(knowledge.class_ids)
-    texts = {n: knowledge.texts(n) for n in names}
-    return ClassVectors(names, embedding_matrix(embeddings, names), encoder.id, texts)
+    return ClassVectors(names, embedding_matrix(embeddings, names), encoder.id, knowledge)

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
+from kda.errors import KdaError
+
 
 @dataclass(frozen=True)
 class LossConfig:
@@ -34,7 +36,7 @@ LOSS_PRESETS = {
 
 def loss_preset(name: str) -> LossConfig:
     if name not in LOSS_PRESETS:
-        raise ValueError(f"unknown loss preset {name!r}; choose one of {', '.join(LOSS_PRESETS)}")
+        raise KdaError(f"unknown loss preset {name!r}; choose one of {', '.join(LOSS_PRESETS)}")
     return LOSS_PRESETS[name]
 
 

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kda.benchmark import SETTING_DIMS
 from kda.errors import KdaError
 
 
@@ -30,13 +29,6 @@ class ModelConfig:
     mlp_dropout: float = 0.0  # encoders and projectors (the released runs use 0)
     normalize_output: bool = True  # L2-normalise rho_av (the released cls setting does)
 
-    @classmethod
-    def for_setting(cls, setting: str, **overrides) -> ModelConfig:
-        if setting not in SETTING_DIMS:
-            raise ValueError(f"unknown feature setting {setting!r}; choose one of {', '.join(SETTING_DIMS)}")
-        audio_dim, visual_dim = SETTING_DIMS[setting]
-        return cls(audio_dim=audio_dim, visual_dim=visual_dim, **overrides)
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -45,7 +37,7 @@ class ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown model config keys {unknown}; known: {sorted(known)}")
+            raise KdaError(f"unknown model config keys {unknown}; known: {sorted(known)}")
         return cls(**data)
 
 
@@ -182,5 +174,5 @@ def check_dims(cfg: ModelConfig, audio_dim: int, visual_dim: int, source: str) -
     if (cfg.audio_dim, cfg.visual_dim) != (audio_dim, visual_dim):
         raise DimensionMismatchError(
             f"{source} has audio/visual features of {audio_dim}/{visual_dim} dims but the model expects "
-            f"{cfg.audio_dim}/{cfg.visual_dim}; use the matching --setting"
+            f"{cfg.audio_dim}/{cfg.visual_dim}; use the matching feature `setting`"
         )

@@ -1,9 +1,11 @@
 """Synthetic AVCA benchmarks: the real class names and split roles of a benchmark, with features that
 carry a learnable signal tied to per-class knowledge vectors, so zero-shot transfer can be learnt.
 
-Each class c has a latent code z_c (k dims; classes come in clusters, so some classes are similar).
-Its knowledge vector is t_c = normalise(B z_c) and every video of c gets features that are a fixed
-non-linear function of z_c plus per-video noise. A model that learns features -> knowledge therefore
+Each class c has a latent code z_c (k dims) and every video of c gets features that are a fixed non-linear
+function of z_c plus per-video noise. Without given knowledge, codes are drawn in clusters (so some classes
+are similar) and the knowledge vector is t_c = normalise(B z_c). With real knowledge (encoded class
+descriptions), z_c is the projection of t_c on its top k principal components, so classes whose
+descriptions are alike get alike features, and the semantic structure of the knowledge shows in the data. A model that learns features -> knowledge therefore
 transfers to classes it never saw, as real knowledge does. Feature scales mimic the public features:
 cls audio is the mean of 8-bit quantised values (0..255), cls visual non-negative ReLU activations.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from kda.benchmark import (
-    SETTING_DIMS,
+    ROLE_FOLDERS,
     SYNTHETIC_MANIFEST,
     builtin_classes,
     split_lists_from_roles,
@@ -25,17 +27,13 @@ from kda.benchmark import (
     write_feature_file,
     write_split_csv,
 )
-from kda.class_vectors import normalized, save_vectors
+from kda.class_vectors import ClassVectors, save_vectors
+from kda.knowledge.embed import unit_rows
+from kda.settings import get_setting
 
 SYNTHETIC_ENCODER = "synthetic"
 KNOWLEDGE_FILE = "knowledge_vectors.npz"
 
-# Feature folders each class role has videos in.
-ROLE_FOLDERS = {
-    "train": ("stage_1_train", "stage_1_val_seen", "stage_2_test_seen"),
-    "val_unseen": ("stage_1_val_unseen", "stage_2_test_seen"),
-    "test_unseen": ("stage_2_test_unseen",),
-}
 
 
 @dataclass
@@ -63,7 +61,7 @@ class FeatureMaps:
 
     def __init__(self, setting: str, k: int, rng: np.random.Generator):
         self.setting = setting
-        self.audio_dim, self.visual_dim = SETTING_DIMS[setting]
+        self.audio_dim, self.visual_dim = get_setting(setting).dims
         self.audio = rng.normal(size=(k, self.audio_dim)) / np.sqrt(k)
         self.visual = rng.normal(size=(k, self.visual_dim)) / np.sqrt(k)
         self.visual_bias = rng.normal(-0.5, 0.5, size=self.visual_dim)
@@ -89,18 +87,32 @@ def latent_codes(n: int, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarr
     return centres[members] + cfg.cluster_spread * rng.normal(size=(n, cfg.latent_dim))
 
 
+def codes_from_knowledge(knowledge: np.ndarray, k: int) -> np.ndarray:
+    """Latent codes from knowledge vectors: their coordinates on the top-k principal axes, scaled by one
+    factor to unit mean variance (so relative importance of the axes is kept). (C, E) -> (C, k)."""
+    centred = knowledge - knowledge.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)  # (min(C, E), E), strongest first
+    codes = centred @ axes[:k].T  # (C, k)
+    return codes / np.sqrt((codes**2).mean())
+
+
 def write_synthetic_benchmark(
-    out: str | Path, dataset: str, setting: str, cfg: SynthConfig | None = None
+    out: str | Path, dataset: str, setting: str, cfg: SynthConfig | None = None, knowledge: ClassVectors | None = None
 ) -> SynthSummary:
-    """Write a synthetic dataset root in the AVCA layout plus `knowledge_vectors.npz` inside it."""
+    """Write a synthetic dataset root in the AVCA layout plus `knowledge_vectors.npz` inside it. With
+    `knowledge` (vectors of the benchmark's classes), features follow that knowledge and it is saved as is."""
     cfg = cfg or SynthConfig()
     root = Path(out)
     rng = np.random.default_rng(cfg.seed)
     classes = builtin_classes(dataset)
     names = [c.id for c in classes]
-    codes = latent_codes(len(classes), cfg, rng)  # (C, k)
-    basis = rng.normal(size=(cfg.latent_dim, cfg.embed_dim))
-    knowledge = normalized(codes @ basis)  # (C, E)
+    if knowledge is None:
+        codes = latent_codes(len(classes), cfg, rng)  # (C, k)
+        basis = rng.normal(size=(cfg.latent_dim, cfg.embed_dim))
+        vectors, encoder = unit_rows(codes @ basis), SYNTHETIC_ENCODER  # (C, E)
+    else:
+        vectors, encoder = knowledge.bind(names, known=knowledge.names).vectors, knowledge.encoder
+        codes = codes_from_knowledge(vectors, cfg.latent_dim)
     maps = FeatureMaps(setting, cfg.latent_dim, rng)
 
     splits = split_lists_from_roles(classes, setting)
@@ -122,7 +134,7 @@ def write_synthetic_benchmark(
     )
     for split, rows in csv_rows.items():
         write_split_csv(root, setting, split, rows, names)
-    knowledge_path = save_vectors(root / KNOWLEDGE_FILE, names, knowledge, SYNTHETIC_ENCODER)
-    manifest = {"dataset": dataset, "setting": setting, "config": asdict(cfg)}
+    knowledge_path = save_vectors(root / KNOWLEDGE_FILE, names, vectors, encoder)
+    manifest = {"dataset": dataset, "setting": setting, "config": asdict(cfg), "knowledge_encoder": encoder}
     (root / SYNTHETIC_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return SynthSummary(root, knowledge_path, len(classes), videos)

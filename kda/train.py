@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from kda import __version__
 from kda.benchmark import Benchmark, Stage, VideoSet, feature_source
-from kda.checkpoint import Checkpoint, ClassEntry
+from kda.checkpoint import Checkpoint, ClassEntry, ReferenceSamples
 from kda.class_vectors import ClassVectors
 from kda.errors import KdaError
 from kda.evaluation import evaluate
@@ -103,7 +103,7 @@ def train_epoch(model, optimizer, data: TrainingTensors, margins, loss_cfg, cfg:
     if not steps:
         raise KdaError(f"{len(order)} training videos: at least 2 are needed to form a batch")
     if not math.isfinite(totals["total"]):
-        raise KdaError("training diverged (non-finite loss); lower --lr or check the features")
+        raise KdaError("training diverged (non-finite loss); lower `lr` or check the features")
     return {k: v / steps for k, v in totals.items()}
 
 
@@ -240,8 +240,10 @@ def to_checkpoint(
     loss_cfg: LossConfig,
     cfg: TrainConfig,
     provenance: dict | None = None,
+    samples_per_class: int = 3,
 ) -> Checkpoint:
-    """A checkpoint over the stage-2 classes: seen = stage_2_train, unseen = stage_2_test_unseen."""
+    """A checkpoint over the stage-2 classes: seen = stage_2_train, unseen = stage_2_test_unseen, with
+    `samples_per_class` test videos of each class as its reference sample (none when 0)."""
     seen = set(bench.splits["stage_2_train"])
     ids = sorted(seen | set(bench.splits["stage_2_test_unseen"]))
     rows = knowledge.bind(ids, known=knowledge.names)
@@ -257,7 +259,7 @@ def to_checkpoint(
         knowledge=rows.vectors,
         beta=result.beta,
         feature_weights=features["weights"],
-        texts=rows.texts,
+        knowledge_file=rows.knowledge,
         provenance={
             "dataset": bench.dataset,
             "root": str(bench.root),
@@ -271,4 +273,24 @@ def to_checkpoint(
             **(provenance or {}),
         },
         metrics=metrics,
+        samples=reference_samples(bench.stage(2).evaluation, bench.classes, ids, samples_per_class, cfg.seed),
+    )
+
+
+def reference_samples(
+    videos: VideoSet, bench_classes: list[str], ids: list[str], per_class: int, seed: int
+) -> ReferenceSamples | None:
+    """Up to `per_class` videos of each class in `ids`, drawn with `seed`; labels index `ids`."""
+    if per_class <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    position = {c: i for i, c in enumerate(ids)}
+    labels = np.array([position.get(bench_classes[y], -1) for y in videos.labels])  # (N,), -1: not a candidate
+    chosen = []
+    for label in range(len(ids)):
+        rows = np.flatnonzero(labels == label)
+        chosen.extend(sorted(rng.choice(rows, size=min(per_class, len(rows)), replace=False)))
+    chosen = np.array(chosen, dtype=np.int64)
+    return ReferenceSamples(
+        videos.audio[chosen], videos.visual[chosen], labels[chosen], [videos.urls[i] for i in chosen]
     )

@@ -9,7 +9,8 @@ from kda.benchmark import load_benchmark
 from kda.class_vectors import KnowledgeMismatchError, load_vectors, save_vectors
 from kda.errors import KdaError
 from kda.losses import loss_preset
-from kda.model import DimensionMismatchError, ModelConfig
+from kda.model import DimensionMismatchError
+from kda.settings import get_setting
 from kda.train import TrainConfig, train
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "knowledge"
@@ -70,4 +71,4 @@ def test_feature_dims_that_do_not_fit_the_model(tmp_path, ucf_synth):
     bench = load_benchmark(root, "UCF", "main")
     kv = load_vectors(root / "knowledge_vectors.npz").bind(bench.classes, known=bench.all_classes)
     with pytest.raises(DimensionMismatchError, match="128/4096 dims but the model expects 512/512"):
-        train(bench, kv, ModelConfig.for_setting("main"), loss_preset("kda"), TrainConfig(epochs=1), progress=False)
+        train(bench, kv, get_setting("main").model_config(), loss_preset("kda"), TrainConfig(epochs=1), progress=False)

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from kda.benchmark import builtin_classes, class_key
+from kda.benchmark import builtin_classes
 from kda.knowledge import ASPECTS, load_knowledge
+from kda.names import class_key
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "knowledge"
 FILES = [

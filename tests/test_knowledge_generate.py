@@ -227,7 +227,7 @@ def test_structured_output_rejected_falls_back_to_text(tmp_path):
 
 
 def test_missing_key(tmp_path):
-    with pytest.raises(LLMKeyMissingError, match="set OPENAI_API_KEY or pass --api-key"):
+    with pytest.raises(LLMKeyMissingError, match="set OPENAI_API_KEY or give `api_key`"):
         describe_classes(["Archery"], tmp_path / "k.json")
     with pytest.raises(LLMKeyMissingError):
         describe_classes(["Archery"], tmp_path / "k.json", base_url="https://llm.example.com/v1")

@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+from kda.errors import KdaError
 from kda.losses import LOSS_PRESETS, adaptive_margin_loss, adaptive_margins, alignment_loss, kda_loss, loss_preset
 
 
@@ -52,7 +53,7 @@ def test_margin_raises_the_loss_and_more_for_similar_classes():
 def test_presets():
     assert loss_preset("released").margin_weight == 0 and loss_preset("released").align_weight == 5
     assert LOSS_PRESETS["kda"].margin_weight > 0
-    with pytest.raises(ValueError, match="choose one of"):
+    with pytest.raises(KdaError, match="unknown loss preset 'nope'; choose one of kda, released"):
         loss_preset("nope")
     rho, t = torch.randn(3, 4), torch.randn(2, 4)
     labels = torch.tensor([0, 1, 1])

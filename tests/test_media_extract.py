@@ -15,10 +15,11 @@ from media_factory import CASES, DECODES, FAILS, needs_ffmpeg, write_clip
 
 from kda.benchmark import FEATURE_FOLDERS, BenchmarkError, load_benchmark
 from kda.cli import main
-from kda.media import BackboneError, errors, extract_video, get_setting
+from kda.media import errors, extract_video
 from kda.media.backbones import he_init, seeded
 from kda.media.labels import LabeledVideo, LabelsError, assign
 from kda.media.vggish import VGGish
+from kda.settings import SettingError, get_setting, list_settings
 
 pytestmark = [pytest.mark.media, needs_ffmpeg]
 
@@ -87,12 +88,15 @@ def test_clip_setting_gives_512_d_frame_features(media_files):
 
 
 def test_registry_names_settings_and_refuses_main():
-    assert (get_setting("cls").audio_dim, get_setting("cls").visual_dim) == (128, 4096)
-    assert (get_setting("clip").audio_dim, get_setting("clip").visual_dim) == (128, 512)
-    with pytest.raises(BackboneError, match="SeLaVi"):
-        get_setting("main")
-    with pytest.raises(BackboneError, match="choose one of cls, clip"):
+    assert get_setting("cls").dims == (128, 4096) and get_setting("clip").dims == (128, 512)
+    assert get_setting("main").dims == (512, 512) and not get_setting("main").has_extractor
+    assert list_settings() == ["cls", "main", "clip"] and list_settings(extractable=True) == ["cls", "clip"]
+    with pytest.raises(SettingError, match="SeLaVi"):
+        get_setting("main").require_extractor()
+    with pytest.raises(SettingError, match="choose one of cls, main, clip"):
         get_setting("nope")
+    with pytest.raises(SettingError, match="SeLaVi"):
+        extract_video("whatever.mp4", "main")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from kda import weights
-from kda.weights import ChecksumError, WeightFile, WeightsError, WeightsUnavailableError
+from kda.media import weights
+from kda.media.weights import ChecksumError, WeightFile, WeightsError, WeightsUnavailableError
 
 
 @pytest.fixture

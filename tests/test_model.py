@@ -1,7 +1,9 @@
 import pytest
 import torch
 
+from kda.errors import KdaError
 from kda.model import KDAModel, ModelConfig, predict
+from kda.settings import SettingError, get_setting
 
 # Parameter counts worked out by hand from the architecture table (weights + biases, BN scale + shift):
 #   cls : audio enc 128*512+512 + 1024 + 512*512+512 + 1024 = 330,752
@@ -18,7 +20,7 @@ EXPECTED = {"cls": 7_317_056, "main": 3_843_648}
 
 @pytest.mark.parametrize("setting", ["cls", "main"])
 def test_shapes_and_parameter_counts(setting):
-    cfg = ModelConfig.for_setting(setting)
+    cfg = get_setting(setting).model_config()
     model = KDAModel(cfg).eval()
     assert model.num_parameters() == EXPECTED[setting]
     audio, visual = torch.randn(5, cfg.audio_dim), torch.randn(5, cfg.visual_dim)
@@ -30,16 +32,16 @@ def test_shapes_and_parameter_counts(setting):
 
 
 def test_output_is_unit_norm_when_configured():
-    model = KDAModel(ModelConfig.for_setting("cls")).eval()
+    model = KDAModel(get_setting("cls").model_config()).eval()
     rho = model(torch.randn(3, 128), torch.randn(3, 4096))
     assert torch.allclose(rho.norm(dim=1), torch.ones(3), atol=1e-5)
-    raw = KDAModel(ModelConfig.for_setting("main", normalize_output=False)).eval()
+    raw = KDAModel(get_setting("main").model_config(normalize_output=False)).eval()
     assert not torch.allclose(raw(torch.randn(3, 512), torch.randn(3, 512)).norm(dim=1), torch.ones(3))
 
 
 def test_attention_mixes_modalities():
     torch.manual_seed(0)
-    model = KDAModel(ModelConfig.for_setting("main")).eval()
+    model = KDAModel(get_setting("main").model_config()).eval()
     a, v = torch.randn(4, 512), torch.randn(4, 512)
     theta_a = model.embed(a, v)["theta_a"]
     theta_a_other_v = model.embed(a, torch.randn(4, 512))["theta_a"]
@@ -54,9 +56,9 @@ def test_predict_with_calibrated_stacking():
 
 
 def test_config_round_trip_and_errors():
-    cfg = ModelConfig.for_setting("main", heads=2)
+    cfg = get_setting("main").model_config(heads=2)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="unknown model config keys"):
+    with pytest.raises(KdaError, match="unknown model config keys"):
         ModelConfig.from_dict({**cfg.to_dict(), "bogus": 1})
-    with pytest.raises(ValueError, match="choose one of"):
-        ModelConfig.for_setting("selavi")
+    with pytest.raises(SettingError, match="choose one of cls, main, clip"):
+        get_setting("selavi").model_config()

@@ -4,7 +4,7 @@ import pytest
 from kda.benchmark import load_benchmark
 from kda.class_vectors import load_vectors
 from kda.losses import loss_preset
-from kda.model import ModelConfig
+from kda.settings import get_setting
 from kda.train import TrainConfig, balanced_order, best_epoch, train
 
 
@@ -18,7 +18,7 @@ def setup(ucf_synth):
 def run(setup, **overrides):
     bench, kv = setup
     cfg = TrainConfig(**{"epochs": 3, "batch_size": 64, **overrides})
-    return train(bench, kv, ModelConfig.for_setting("cls"), loss_preset("kda"), cfg, progress=False)
+    return train(bench, kv, get_setting("cls").model_config(), loss_preset("kda"), cfg, progress=False)
 
 
 def test_two_stage_protocol_selects_on_validation(setup):

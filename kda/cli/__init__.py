@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("info", "synth", "train", "evaluate", "describe", "extract")
+COMMANDS = ("info", "synth", "train", "evaluate", "classify", "describe", "extract")
 
 
 class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -20,6 +21,12 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 class CliError(Exception):
     """A user-facing failure: printed as one line, exit code 1."""
+
+
+def with_flags(message: str, parser: argparse.ArgumentParser) -> str:
+    """Library messages name parameters in backquotes (`base_url`); on the command line, name the flag."""
+    flags = {a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings}
+    return re.sub(r"`(\w+)`", lambda m: flags.get(m.group(1), m.group(0)), message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return args.run(args) or 0
     except KeyboardInterrupt:
@@ -43,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # one line for every error a user can cause; see `user_errors`
         if not isinstance(e, user_errors()):
             raise
-        print(f"kda {args.command}: error: {e}", file=sys.stderr)
+        command = parser._subparsers._group_actions[0].choices[args.command]
+        print(f"kda {args.command}: error: {with_flags(str(e), command)}", file=sys.stderr)
         return 1
 
 

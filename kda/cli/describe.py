@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kda.benchmark import class_key
 from kda.cli import DefaultsFormatter
 from kda.errors import KdaError
+from kda.names import class_key
 
 
 def register(subparsers) -> None:

@@ -8,9 +8,10 @@ from kda.cli import DefaultsFormatter
 
 
 def register(subparsers) -> None:
-    from kda.media.backbones import SETTINGS, WEIGHTS
+    from kda.media.backbones import WEIGHTS
     from kda.media.decode import Limits
     from kda.media.extract import DEFAULT_FRAMES, DEFAULT_MAX_CLIPS, DEFAULT_MAX_EXAMPLES
+    from kda.settings import list_settings
 
     p = subparsers.add_parser(
         "extract",
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--videos", required=True, help="folder the filenames in --labels are relative to")
     p.add_argument("--labels", required=True, help="CSV with columns filename,label[,split] (split: an AVCA folder)")
     p.add_argument("--out", required=True, help="dataset root to write (created; reused when resuming)")
-    p.add_argument("--setting", choices=list(SETTINGS), default="cls", help="feature setting (backbones)")
+    p.add_argument("--setting", choices=list_settings(extractable=True), default="cls", help="feature setting (backbones)")
     p.add_argument("--dataset", default="custom", help="name of this dataset; pass the same to `kda train --dataset`")
     p.add_argument(
         "--weights",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kda.benchmark import SETTING_DIMS
 from kda.cli import DefaultsFormatter
+from kda.settings import list_settings
 
 
 def register(subparsers) -> None:
@@ -12,13 +12,14 @@ def register(subparsers) -> None:
         help="show the model of a feature setting, or a checkpoint",
         formatter_class=DefaultsFormatter,
     )
-    p.add_argument("--setting", choices=list(SETTING_DIMS), default="cls", help="feature setting")
+    p.add_argument("--setting", choices=list_settings(), default="cls", help="feature setting")
     p.add_argument("--checkpoint", help="checkpoint folder or hf-hub: id (overrides --setting)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from kda.model import KDAModel, ModelConfig
+    from kda.model import KDAModel
+    from kda.settings import get_setting
 
     if args.checkpoint:
         from kda.checkpoint import load_checkpoint
@@ -35,7 +36,7 @@ def run(args) -> int:
             t = ckpt.metrics["test"]
             print(f"test metrics    S {t['seen']:.2f}  U {t['unseen']:.2f}  HM {t['hm']:.2f}  ZSL {t['zsl']:.2f}")
     else:
-        model = KDAModel(ModelConfig.for_setting(args.setting))
+        model = KDAModel(get_setting(args.setting).model_config())
         print(f"feature setting {args.setting}")
     cfg = model.cfg
     print(f"inputs          audio {cfg.audio_dim}, visual {cfg.visual_dim} -> knowledge space {cfg.embed_dim}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from kda.benchmark import DATASETS, SETTING_DIMS
+from kda.benchmark import DATASETS
 from kda.cli import DefaultsFormatter
+from kda.settings import list_settings
 from kda.synth import SynthConfig
 
 
@@ -17,22 +18,33 @@ def register(subparsers) -> None:
         formatter_class=DefaultsFormatter,
     )
     p.add_argument("--dataset", choices=list(DATASETS), default="UCF", help="benchmark whose classes and splits to use")
-    p.add_argument("--setting", choices=list(SETTING_DIMS), default="cls", help="feature setting (dims and scales)")
+    p.add_argument("--setting", choices=list_settings(), default="cls", help="feature setting (dims and scales)")
     p.add_argument("--out", required=True, help="dataset root to write")
     p.add_argument("--train-videos", type=int, default=defaults.train_videos, help="videos per class in stage_1_train")
     p.add_argument("--eval-videos", type=int, default=defaults.eval_videos, help="videos per class in other folders")
     p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--latent-dim", type=int, default=defaults.latent_dim, help="intrinsic dimension of the features")
+    p.add_argument(
+        "--knowledge",
+        help="real class knowledge (a knowledge file, encoded with --text-encoder, or vectors) to derive the "
+        "features from; default: random clustered knowledge",
+    )
+    p.add_argument("--text-encoder", help="text encoder id for a knowledge file (default: the CLIP default)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from kda.class_vectors import load_vectors
     from kda.cli import CliError
     from kda.synth import write_synthetic_benchmark
 
-    if args.train_videos < 2 or args.eval_videos < 1:
-        raise CliError("--train-videos must be at least 2 and --eval-videos at least 1")
-    cfg = SynthConfig(train_videos=args.train_videos, eval_videos=args.eval_videos, seed=args.seed)
-    summary = write_synthetic_benchmark(args.out, args.dataset, args.setting, cfg)
+    if args.train_videos < 2 or args.eval_videos < 1 or args.latent_dim < 1:
+        raise CliError("--train-videos must be at least 2, --eval-videos and --latent-dim at least 1")
+    cfg = SynthConfig(
+        train_videos=args.train_videos, eval_videos=args.eval_videos, latent_dim=args.latent_dim, seed=args.seed
+    )
+    knowledge = load_vectors(args.knowledge, args.text_encoder) if args.knowledge else None
+    summary = write_synthetic_benchmark(args.out, args.dataset, args.setting, cfg, knowledge)
     print(
         f"wrote {summary.videos} videos of {summary.classes} {args.dataset} classes ({args.setting}) to {summary.root}"
     )

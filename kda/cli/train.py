@@ -10,9 +10,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from kda.benchmark import DATASETS, SETTING_DIMS
+from kda.benchmark import DATASETS
 from kda.cli import DefaultsFormatter
 from kda.losses import LOSS_PRESETS
+from kda.settings import list_settings
 from kda.train import PROTOCOLS, TrainConfig
 
 
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
         required=True,
         help=f"benchmark the root holds ({', '.join(DATASETS)}), or the --dataset name given to `kda extract`",
     )
-    p.add_argument("--setting", choices=list(SETTING_DIMS), default="cls", help="feature setting")
+    p.add_argument("--setting", choices=list_settings(), default="cls", help="feature setting")
     p.add_argument(
         "--knowledge",
         help="class knowledge: a knowledge file (descriptions, encoded with --text-encoder) or an embeddings "
@@ -51,7 +52,14 @@ def register(subparsers) -> None:
     )
     p.add_argument("--loss-preset", choices=list(LOSS_PRESETS), default="kda", help="'released': alignment only")
     p.add_argument("--no-balance", action="store_true", help="sample videos uniformly instead of per class")
+    p.add_argument(
+        "--samples-per-class",
+        type=int,
+        default=3,
+        help="test videos per class stored in the checkpoint as its reference sample (the app plots them); 0: none",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("--description", help="what this checkpoint is, in words (stored in its provenance)")
     p.set_defaults(run=run)
 
 
@@ -72,7 +80,7 @@ def run(args) -> int:
     from kda.class_vectors import load_vectors
     from kda.cli import CliError
     from kda.losses import loss_preset
-    from kda.model import ModelConfig
+    from kda.settings import get_setting
     from kda.train import to_checkpoint, train
 
     if args.epochs < 1 or args.batch_size < 2:
@@ -87,7 +95,7 @@ def run(args) -> int:
         protocol=args.protocol,
         class_balanced=not args.no_balance,
     )
-    model_cfg = ModelConfig.for_setting(args.setting, embed_dim=knowledge.vectors.shape[1])
+    model_cfg = get_setting(args.setting).model_config(embed_dim=knowledge.vectors.shape[1])
     loss_cfg = loss_preset(args.loss_preset)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +117,9 @@ def run(args) -> int:
             print("warning: protocol 'released' selects the epoch and beta on the TEST set", file=sys.stderr)
         result = train(bench, knowledge, model_cfg, loss_cfg, cfg, progress=not args.quiet, on_epoch=on_epoch)
     log_file.close()
-    ckpt = to_checkpoint(result, bench, knowledge, loss_cfg, cfg, {"knowledge": str(knowledge_path(args))})
+    ckpt = to_checkpoint(
+        result, bench, knowledge, loss_cfg, cfg, {"knowledge": str(knowledge_path(args)), **({"description": args.description} if args.description else {})}, args.samples_per_class
+    )
     save_checkpoint(ckpt, out)
     if result.validation is not None:
         print(result.validation.table(f"val@{result.best_epoch}"))

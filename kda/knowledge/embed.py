@@ -1,7 +1,9 @@
 """Class knowledge embeddings `t_c` and the cache that makes re-embedding an edit cheap.
 
-`t_c` is the mean of the encoded texts of class c (its readable name and its descriptions); each text
-vector is unit length (CLIP's convention), their mean is not re-normalised. Knowledge embeddings are
+`t_c` is the L2-normalised mean of the encoded texts of class c (its readable name and its descriptions);
+`class_vector` is the one function that makes it, for training, checkpoints, edits and evaluation alike.
+Unit length because rho_av is unit length (the model normalises its output), so the alignment loss can only
+reach knowledge on the unit sphere; the margins use cosines anyway. Knowledge embeddings are
 frozen, so every text is encoded once per encoder: the cache is keyed by (encoder id, exact text), and an
 edit of one description costs one encoded text.
 """
@@ -96,16 +98,29 @@ class EmbeddingCache:
             raise KnowledgeError(f"cannot read embedding cache {path}: {e}; delete it to start afresh") from e
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit L2 norm (all-zero rows stay zero). (N, E) -> (N, E) float32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def class_vector(text_vectors: np.ndarray) -> np.ndarray:
+    """t_c from the encoded texts of one class: their mean, L2-normalised. (T, E) -> (E,) float32."""
+    return unit_rows(np.asarray(text_vectors, dtype=np.float32).mean(axis=0))
+
+
 def class_embeddings(
     knowledge: Knowledge, encoder, cache: EmbeddingCache | None = None, class_ids: Sequence[str] | None = None
 ) -> dict[str, np.ndarray]:
-    """class id -> t_c (dim,) float32, the mean of the class's encoded texts (name included)."""
+    """class id -> t_c (dim,) float32 (`class_vector` of the class's encoded texts, name included); only texts
+    the cache has not seen are encoded."""
     cache = cache if cache is not None else EmbeddingCache()
     ids = list(class_ids) if class_ids is not None else knowledge.class_ids
     texts = [knowledge.texts(c) for c in ids]
     vectors = cache.embed(encoder, [t for group in texts for t in group])  # (sum of texts, dim)
     bounds = np.cumsum([0] + [len(group) for group in texts])
-    return {c: vectors[bounds[i] : bounds[i + 1]].mean(0).astype(np.float32) for i, c in enumerate(ids)}
+    return {c: class_vector(vectors[bounds[i] : bounds[i + 1]]) for i, c in enumerate(ids)}
 
 
 def embedding_matrix(embeddings: dict[str, np.ndarray], class_ids: Sequence[str]) -> np.ndarray:

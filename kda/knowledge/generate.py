@@ -131,8 +131,8 @@ class LLMSettings:
             api_key = LOCAL_DUMMY_KEY
         if api_key is None:
             raise LLMKeyMissingError(
-                "no API key for the LLM: set OPENAI_API_KEY or pass --api-key, "
-                "or use a local server with --base-url http://127.0.0.1:PORT/v1 (see docs/LOCAL_LLM.md)"
+                "no API key for the LLM: set OPENAI_API_KEY or give `api_key`, "
+                "or use a local server with `base_url` http://127.0.0.1:PORT/v1 (see docs/LOCAL_LLM.md)"
             )
         if self.response_format not in RESPONSE_FORMATS:
             raise LLMError(
@@ -222,7 +222,7 @@ def clean_answer(answer: str, truncated: bool) -> str:
         raise BadAnswer(f"the model declined: {answer[:80]!r}", refusal=True)
     answer = first_sentences(answer, complete_only=truncated)
     if truncated and not answer:
-        raise BadAnswer("the token limit cut the reply before its first sentence ended; raise --max-tokens")
+        raise BadAnswer("the token limit cut the reply before its first sentence ended; raise `max_tokens`")
     if len(answer.split()) < 3:
         raise BadAnswer(f"answer too short to be a description: {answer!r}")
     if len(answer) > MAX_ANSWER_CHARS:
@@ -326,11 +326,11 @@ def status_error(e, settings: LLMSettings) -> LLMError:
     code = getattr(e, "status_code", None)
     if code in (401, 403):
         return LLMAuthError(
-            f"{settings.endpoint} rejected the API key ({status_detail(e)}); check OPENAI_API_KEY or --api-key"
+            f"{settings.endpoint} rejected the API key ({status_detail(e)}); check OPENAI_API_KEY or `api_key`"
         )
     if code == 404:
         return LLMError(
-            f"{settings.endpoint} does not serve model {settings.model!r} ({status_detail(e)}); check --model and --base-url"
+            f"{settings.endpoint} does not serve model {settings.model!r} ({status_detail(e)}); check `model` and `base_url`"
         )
     return LLMError(f"{settings.endpoint} failed: {status_detail(e)}")
 
@@ -343,14 +343,14 @@ def final_error(error: Exception | None, settings: LLMSettings, name: str, aspec
     url = settings.endpoint
     if isinstance(error, openai.APITimeoutError):
         return LLMTimeoutError(
-            f"{url} did not answer within {settings.timeout:g} s ({tries}); raise --timeout or check the server"
+            f"{url} did not answer within {settings.timeout:g} s ({tries}); raise `timeout` or check the server"
         )
     if isinstance(error, openai.APIConnectionError):
         return LLMUnreachableError(
-            f"cannot reach the LLM at {url} ({tries}); start the server (docs/LOCAL_LLM.md) or fix --base-url"
+            f"cannot reach the LLM at {url} ({tries}); start the server (docs/LOCAL_LLM.md) or fix `base_url`"
         )
     if isinstance(error, openai.RateLimitError):
-        return LLMRateLimitError(f"{url} keeps answering 429 rate limited ({tries}); lower --concurrency or try later")
+        return LLMRateLimitError(f"{url} keeps answering 429 rate limited ({tries}); lower `concurrency` or try later")
     if isinstance(error, openai.APIStatusError):
         return LLMError(f"{url} failed {tries}: {status_detail(error)}")
     if isinstance(error, BadAnswer) and error.refusal:
@@ -506,7 +506,7 @@ def read_class_list(spec: str | Path) -> tuple[str, list[tuple[str, str]]]:
         return f"{spec}-GZSL", [(c.id, c.name) for c in builtin_classes(spec)]
     path = Path(spec)
     if not path.is_file():
-        raise KdaError(f"--classes {spec!r} is neither a dataset ({', '.join(DATASETS)}) nor a file of class names")
+        raise KdaError(f"`classes` {spec!r} is neither a dataset ({', '.join(DATASETS)}) nor a file of class names")
     names = [line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
     names = list(dict.fromkeys(n for n in names if n))
     if not names:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kda.benchmark import class_key
 from kda.errors import KdaError
+from kda.names import class_key, match_classes
 
 FORMAT = "kda-knowledge/1"
 ASPECTS = ("introduction", "visual", "auditory")  # the paper's three questions, in this order
@@ -149,11 +149,13 @@ class Knowledge:
 
     def find(self, name_or_id: str) -> str | None:
         """The class id whose id, or else readable name, matches `name_or_id` case-insensitively."""
-        key = class_key(name_or_id)
-        by_id = {class_key(c): c for c in self.classes}
-        if key in by_id:
-            return by_id[key]
-        return next((c for c, k in self.classes.items() if class_key(k.name) == key), None)
+        return self.align_optional([name_or_id])[0]
+
+    def align_optional(self, classes: Sequence[Any]) -> list[str | None]:
+        """The knowledge class id each of `classes` (names, ids, or (id, name) pairs) names, or None."""
+        ids = list(self.classes)
+        rows = match_classes(classes, [(c, k.name) for c, k in self.classes.items()])
+        return [None if row is None else ids[row] for row in rows]
 
     def resolve(self, name_or_id: str) -> str:
         found = self.find(name_or_id)
@@ -167,13 +169,12 @@ class Knowledge:
         Missing classes are an error; so are knowledge classes outside `classes` unless `allow_extra`.
         """
         pairs = [(c, c) if isinstance(c, str) else (c.id, c.name) for c in classes]  # (id, name)
-        found = {class_id: self.find(class_id) or self.find(name) for class_id, name in pairs}
-        missing = [class_id for class_id, _ in pairs if found[class_id] is None]
-        matched = set(found.values())
-        extra = [] if allow_extra else [c for c in self.classes if c not in matched]
+        found = self.align_optional(pairs)
+        missing = [class_id for (class_id, _), match in zip(pairs, found, strict=True) if match is None]
+        extra = [] if allow_extra else [c for c in self.classes if c not in set(found)]
         if missing or extra:
             raise KnowledgeError(self.mismatch_message(missing, extra, [name for _, name in pairs]))
-        return [found[class_id] for class_id, _ in pairs]
+        return found
 
     def mismatch_message(self, missing: list[str], extra: list[str], wanted: list[str]) -> str:
         parts = []

@@ -1,17 +1,8 @@
 """Video in, features out: robust decoding (decord), the benchmark-compatible C3D + VGGish extractor,
-a CLIP frame backbone, the feature-setting registry, and extraction of a labelled folder of videos
+a CLIP frame backbone, the backbone registry, and extraction of a labelled folder of videos
 into an AVCA dataset root."""
 
-from kda.media.backbones import (
-    NO_EXTRACTOR,
-    SETTINGS,
-    WEIGHTS,
-    Backbone,
-    BackboneError,
-    FeatureSetting,
-    get_setting,
-    load_backbone,
-)
+from kda.media.backbones import WEIGHTS, Backbone, BackboneError, load_backbone
 from kda.media.decode import Audio, Limits, Video, open_video, read_audio
 from kda.media.errors import (
     CorruptMediaError,
@@ -46,16 +37,13 @@ __all__ = [
     "DEFAULT_MAX_EXAMPLES",
     "EmptyFileError",
     "ExtractSummary",
-    "FeatureSetting",
     "LabelsError",
     "Limits",
     "MediaError",
     "MediaNotFoundError",
-    "NO_EXTRACTOR",
     "NoAudioTrackError",
     "NoVideoTrackError",
     "NotMediaError",
-    "SETTINGS",
     "TooLargeError",
     "TooLongError",
     "UnsupportedCodecError",
@@ -64,7 +52,6 @@ __all__ = [
     "WEIGHTS",
     "extract_dataset",
     "extract_video",
-    "get_setting",
     "load_backbone",
     "open_video",
     "read_audio",

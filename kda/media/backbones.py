@@ -1,10 +1,7 @@
-"""Registries: feature settings (name -> audio and visual backbone with their dims) and the backbones
-themselves (name -> how to build the network with pretrained or offline weights).
+"""The backbone registry: name -> how to build the network with pretrained or offline weights. Which
+backbones a feature setting uses is in `kda.settings`.
 
-A checkpoint names its feature setting; `get_setting(name)` gives the extractor that makes matching
-features from a video (`kda.media.extract.extract_video`).
-
-Weights: "pretrained" loads the public files (verified by SHA-256, `kda.weights`) or open_clip's
+Weights: "pretrained" loads the public files (verified by SHA-256, `kda.media.weights`) or open_clip's
 pretrained tag, and fails with a message naming the file when it cannot be had; "offline" builds the
 same architectures with seeded random weights, whose features carry no meaning (flagged everywhere).
 """
@@ -15,7 +12,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from kda.benchmark import SETTING_DIMS  # (audio, visual) dims of every feature setting
 from kda.errors import KdaError
 
 WEIGHTS = ("pretrained", "offline")
@@ -23,53 +19,7 @@ OFFLINE_SEED = 0  # every offline backbone is drawn from this seed, so offline f
 
 
 class BackboneError(KdaError):
-    """An unknown feature setting or backbone, or one without an extractor."""
-
-
-@dataclass(frozen=True)
-class FeatureSetting:
-    name: str
-    audio_backbone: str
-    visual_backbone: str
-    audio_dim: int
-    visual_dim: int
-    about: str
-
-
-SETTINGS = {
-    s.name: s
-    for s in (
-        FeatureSetting(
-            "cls",
-            "vggish",
-            "c3d",
-            *SETTING_DIMS["cls"],
-            "the AVCA 'cls' features, extraction reproduced: VGGish (AudioSet PCA, 8-bit) over 0.96 s examples "
-            "+ C3D Sports-1M fc7 over 16-frame clips, each averaged over the video",
-        ),
-        FeatureSetting(
-            "clip",
-            "vggish",
-            "clip-vit-b-32",
-            *SETTING_DIMS["clip"],
-            "VGGish as in 'cls' + CLIP ViT-B/32 (OpenAI) image embeddings of frames sampled evenly in time, "
-            "averaged: the image tower of the default text encoder's model",
-        ),
-    )
-}
-# Settings that checkpoints and benchmarks use but kda cannot extract from a video.
-NO_EXTRACTOR = {
-    "main": "the AVCA 'main' features come from SeLaVi, whose extractor kda does not ship; train on the public "
-    "'main' features for benchmarks, and use a 'cls' or 'clip' checkpoint to classify your own videos",
-}
-
-
-def get_setting(name: str) -> FeatureSetting:
-    if name in NO_EXTRACTOR:
-        raise BackboneError(f"feature setting {name!r} has no extractor: {NO_EXTRACTOR[name]}")
-    if name not in SETTINGS:
-        raise BackboneError(f"unknown feature setting {name!r}; choose one of {', '.join(SETTINGS)}")
-    return SETTINGS[name]
+    """An unknown backbone or kind of weights."""
 
 
 @dataclass
@@ -119,7 +69,7 @@ def offline_source(name: str) -> str:
 
 
 def load_vggish(weights: str) -> Backbone:
-    from kda import weights as registry
+    from kda.media import weights as registry
     from kda.media.vggish import PCAQuantizer, VGGish
 
     pca = PCAQuantizer()
@@ -153,7 +103,7 @@ def offline_pca(model) -> dict:
 
 
 def load_c3d(weights: str) -> Backbone:
-    from kda import weights as registry
+    from kda.media import weights as registry
     from kda.media.c3d import C3D
 
     if weights == "offline":
@@ -165,7 +115,7 @@ def load_c3d(weights: str) -> Backbone:
 
 def load_clip_vit_b_32(weights: str) -> Backbone:
     from kda.media.clip_frames import ARCH, PRETRAINED_TAG, build_clip_image_encoder
-    from kda.weights import WeightsUnavailableError
+    from kda.media.weights import WeightsUnavailableError
 
     if weights == "offline":
         encoder = seeded(lambda: build_clip_image_encoder(None))

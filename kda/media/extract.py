@@ -25,13 +25,15 @@ from kda.benchmark import (
     write_feature_file,
     write_split_csv,
 )
-from kda.media.backbones import Backbone, FeatureSetting, get_setting, load_backbone
+from kda.errors import KdaError
+from kda.media.backbones import Backbone, load_backbone
 from kda.media.c3d import clip_count, clip_frame_indices, clip_tensor
 from kda.media.clip_frames import embed_frames
 from kda.media.decode import DEFAULT_LIMITS, Limits, Video, open_video, read_audio, uniform_subset
 from kda.media.errors import CorruptMediaError, MediaError, NoAudioTrackError, UnsupportedCodecError
 from kda.media.labels import LabelsError, assign, check_folders_filled, read_labels
 from kda.media.vggish import EXAMPLE_SAMPLES, log_mel_examples, num_examples
+from kda.settings import FeatureSetting, get_setting
 
 DEFAULT_MAX_CLIPS = 16  # C3D clips per video: ~2.3 s each on 2 CPU cores, so <= ~40 s per video
 DEFAULT_MAX_EXAMPLES = 64  # VGGish examples (0.96 s each) per video: ~75 ms each on 2 CPU cores
@@ -79,8 +81,8 @@ def extract_video(
     """Features of one video. Raises a `MediaError` subclass for a file that cannot be used; a video
     without (usable) audio gives `audio=None` and a note (visual-only)."""
     if min(max_clips, max_examples, frames) < 1:
-        raise ValueError(f"max_clips, max_examples and frames must be >= 1, got {max_clips}, {max_examples}, {frames}")
-    spec = get_setting(setting)
+        raise KdaError(f"`max_clips`, `max_examples` and `frames` must be >= 1, got {max_clips}, {max_examples}, {frames}")
+    spec = get_setting(setting).require_extractor()
     video = open_video(path, limits)
     visual_bb, audio_bb = load_backbone(spec.visual_backbone, weights), load_backbone(spec.audio_backbone, weights)
     visual, visual_units, notes = embed_visual(spec, visual_bb, video, max_clips, frames, progress)
@@ -237,7 +239,7 @@ def extract_dataset(
     `LabelsError` for a bad labels file, or when failures leave a feature folder without videos.
     """
 
-    spec = get_setting(setting)
+    spec = get_setting(setting).require_extractor()
     dataset_prefix(dataset)  # a bad dataset name fails now, not after the extraction
     videos = read_labels(labels)
     assignment = assign(videos)  # checked before any heavy work
@@ -285,7 +287,7 @@ def extract_dataset(
 def check_output_root(out: Path) -> None:
     """`out` must be new, empty, or made by an earlier `kda extract` (whose feature files are replaced)."""
     if out.exists() and not out.is_dir():
-        raise LabelsError(f"--out {out} is a file; give a folder")
+        raise LabelsError(f"output {out} is a file; give a folder")
     ours = (out / MANIFEST).exists() or (out / CACHE_DIR).exists()
     if out.is_dir() and any(out.iterdir()) and not ours:
         raise LabelsError(f"{out} already holds files not written by `kda extract`; choose a new or empty folder")

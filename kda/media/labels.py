@@ -29,14 +29,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from kda.benchmark import FEATURE_FOLDERS, SPLITS, ClassInfo, split_lists_from_roles
+from kda.benchmark import FEATURE_FOLDERS, ROLE_FOLDERS, SPLITS, ClassInfo, split_lists_from_roles
 from kda.errors import KdaError
 
-ROLE_FOLDERS = {
-    "train": ("stage_1_train", "stage_1_val_seen", "stage_2_test_seen"),
-    "val_unseen": ("stage_1_val_unseen", "stage_2_test_seen"),
-    "test_unseen": ("stage_2_test_unseen",),
-}
 UNSEEN_CLASS_SHARE = 0.2  # of classes, for each of 'val_unseen' and 'test_unseen'
 VAL_SEEN_SHARE = 0.2  # of a 'train' class's videos
 TEST_SEEN_SHARE = 0.2  # of a 'train' class's videos

@@ -15,7 +15,6 @@ seen at the first download is recorded next to the file and every later load is 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import urllib.error
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from kda.errors import KdaError
+from kda.files import sha256_of
 
 CHUNK_BYTES = 1 << 20  # 1 MiB per read when hashing and downloading
 MIN_PREFIX_HEX = 8  # shortest checksum prefix accepted (torch.hub's file-name convention)
@@ -122,14 +122,6 @@ def lookup(name: str | WeightFile) -> WeightFile:
     if name not in REGISTRY:
         raise WeightsError(f"unknown weight file {name!r}; choose one of {', '.join(REGISTRY)}")
     return REGISTRY[name]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def expected_digest(weight: WeightFile, path: Path) -> str | None:

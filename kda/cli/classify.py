@@ -1,0 +1,59 @@
+"""`kda classify`: classify one video with a checkpoint (the same library path as the app)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kda.cli import DefaultsFormatter
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "classify",
+        help="classify a video among a checkpoint's seen and unseen classes",
+        description="Extracts the video's features with the extractor the checkpoint names and prints the top "
+        "classes under GZSL (all classes, calibrated stacking with the checkpoint's beta) or ZSL (unseen only).",
+        formatter_class=DefaultsFormatter,
+    )
+    p.add_argument("video", help="video file")
+    p.add_argument("--checkpoint", required=True, help="checkpoint folder or hf-hub: id")
+    p.add_argument("--top-k", type=int, default=5, help="classes to show")
+    p.add_argument("--zsl", action="store_true", help="rank unseen classes only")
+    p.add_argument("--json", dest="json_out", help="also write the prediction as JSON to this file")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from kda.cli import CliError
+    from kda.studio import Studio
+
+    if args.top_k < 1:
+        raise CliError("--top-k must be at least 1")
+    studio = Studio.load(args.checkpoint)
+    prediction = studio.classify(args.video, top_k=args.top_k)
+    ranked = prediction.zsl if args.zsl else prediction.gzsl
+    print(f"{'ZSL (unseen classes only)' if args.zsl else f'GZSL (beta {prediction.beta:.2f})'}: {prediction.source}")
+    for rank, s in enumerate(ranked, start=1):
+        print(f"{rank:>2}. {s.name:<32} {'seen' if s.seen else 'UNSEEN':<7} score {s.score:.3f}  distance {s.distance:.3f}")
+    print(f"modality: {prediction.modality.summary}")
+    for note in prediction.notes:
+        print(f"note: {note}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(as_json(prediction, ranked), indent=1) + "\n")
+    return 0
+
+
+def as_json(prediction, ranked) -> dict:
+    return {
+        "source": prediction.source,
+        "beta": prediction.beta,
+        "top": [vars(s) for s in ranked],
+        "has_audio": prediction.has_audio,
+        "modality": {
+            "driver": prediction.modality.driver,
+            "visual_only_top": prediction.modality.without_audio.class_id,
+            "audio_only_top": prediction.modality.without_visual.class_id,
+        },
+        "notes": prediction.notes,
+    }

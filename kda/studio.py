@@ -1,0 +1,331 @@
+"""A loaded checkpoint ready to use: classify videos or features, edit knowledge per session, analyse.
+
+    studio = Studio.load("checkpoints/demo-ucf-cls")      # model, text encoder and extractor, once
+    session = studio.new_session()                         # one person's editable knowledge
+    prediction = studio.classify("clip.mp4", session)      # top-k under GZSL and ZSL, notes, modalities
+    session.edit("ApplyLipstick", ["...", "...", "..."])   # re-encodes only the edited texts
+    studio.classify_features(prediction.audio, prediction.visual, session)
+
+The extractor is the one the checkpoint names (feature setting and weights). A checkpoint trained on
+synthetic features has no real extractor: it runs on offline (seeded random) weights, and `banner` and every
+prediction's notes say that predictions for uploaded videos then mean nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kda import analysis
+from kda.checkpoint import Checkpoint, ReferenceSamples, load_checkpoint
+from kda.errors import KdaError
+from kda.evaluation import embed_videos
+from kda.knowledge.store import ClassKnowledge, Knowledge
+from kda.losses import LossConfig
+from kda.media.decode import DEFAULT_LIMITS, Limits
+from kda.media.extract import DEFAULT_MAX_CLIPS, DEFAULT_MAX_EXAMPLES, Progress, VideoFeatures, extract_video
+from kda.model import check_dims
+from kda.session import Embedder, KnowledgeSession
+
+NOT_ENCODED = ("precomputed", "synthetic")  # text-encoder ids of knowledge that came as vectors, not texts
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    class_id: str
+    name: str
+    seen: bool
+    distance: float  # ||rho_av - t_c||
+    score: float  # softmax of -distance / tau (seen classes calibrated by +beta in GZSL), in [0, 1]
+
+
+@dataclass
+class ModalityContribution:
+    """What each modality did for this prediction, measured by taking it away: the prediction is recomputed
+    with the audio input replaced by its training mean (what the network sees for an average sound, i.e. a
+    visual-only outcome), and again with the visual input replaced likewise (audio-only). `*_shift` is how
+    each class's distance moved when that modality was taken away; the modality whose removal pushes the
+    predicted class further away is the one that drove the decision ("both" when the two are within 25 %)."""
+
+    without_audio: ClassScore  # top-1, visual only
+    without_visual: ClassScore  # top-1, audio only
+    audio_shift: np.ndarray  # (C,) distance without audio - distance with it
+    visual_shift: np.ndarray  # (C,)
+    driver: str  # "audio", "visual" or "both"
+    summary: str
+
+
+@dataclass
+class Prediction:
+    scores: list[ClassScore]  # every candidate, in the session's class order
+    gzsl: list[ClassScore]  # top-k among all classes, seen distances + beta (calibrated stacking)
+    zsl: list[ClassScore]  # top-k among unseen classes only
+    beta: float
+    rho_av: np.ndarray  # (E,) fused embedding
+    audio: np.ndarray  # (Da,) the audio input used (the training mean when the video had none)
+    visual: np.ndarray  # (Dv,)
+    has_audio: bool
+    modality: ModalityContribution
+    source: str
+    notes: list[str] = field(default_factory=list)
+
+    def top(self, zsl: bool = False) -> ClassScore:
+        return (self.zsl if zsl else self.gzsl)[0]
+
+
+class Studio:
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        max_clips: int = DEFAULT_MAX_CLIPS,
+        max_examples: int = DEFAULT_MAX_EXAMPLES,
+        text_encoder=None,
+    ):
+        self.checkpoint = checkpoint
+        self.model = checkpoint.model.eval()
+        self.limits, self.max_clips, self.max_examples = limits, max_clips, max_examples
+        # Synthetic features ('none') have no extractor of their own: offline weights keep the path runnable.
+        self.weights = "pretrained" if checkpoint.feature_weights == "pretrained" else "offline"
+        self.loss = LossConfig(**{**LossConfig().to_dict(), **checkpoint.provenance.get("loss", {})})
+        self.embedder, self.why_not_editable = self.load_embedder(text_encoder)
+        self.base = self.new_session()  # read-only view for callers that pass no session
+        self.lock = threading.Lock()
+        self.sample_embeddings: np.ndarray | None = None  # rho_av of the reference sample, made once
+
+    @classmethod
+    def load(cls, location: str | Path, **kwargs) -> Studio:
+        """From a checkpoint folder or `hf-hub:owner/name` id; keyword arguments as for `Studio`."""
+        return cls(load_checkpoint(location), **kwargs)
+
+    def load_embedder(self, text_encoder) -> tuple[Embedder | None, str]:
+        """The checkpoint's text encoder (once), or why its knowledge cannot be re-encoded."""
+        ckpt = self.checkpoint
+        if ckpt.knowledge_file is None:
+            return None, "the checkpoint stores knowledge vectors without their texts"
+        if ckpt.text_encoder in NOT_ENCODED:
+            return None, f"its knowledge vectors are {ckpt.text_encoder}, not encoded from texts"
+        if text_encoder is None:
+            from kda.knowledge.encoders import load_text_encoder
+
+            try:
+                text_encoder = load_text_encoder(ckpt.text_encoder)
+            except KdaError as e:
+                return None, str(e)
+        return Embedder(text_encoder), ""
+
+    # -- what is real ---------------------------------------------------------------------------------
+
+    @property
+    def offline(self) -> bool:
+        """True when uploaded videos go through offline (random) extractor weights: their predictions mean nothing."""
+        return self.weights == "offline"
+
+    @property
+    def samples(self) -> ReferenceSamples | None:
+        return self.checkpoint.samples
+
+    @property
+    def banner(self) -> str:
+        """What is real and what is not, in a few sentences (empty when everything is real)."""
+        if not self.offline:
+            return ""
+        ckpt = self.checkpoint
+        features = "synthetic" if ckpt.feature_weights == "none" else "offline (random-weight)"
+        knowledge = "real" if ckpt.text_encoder not in NOT_ENCODED else ckpt.text_encoder
+        return (
+            f"This checkpoint was trained on {features} features; its {ckpt.setting} extractor runs on offline "
+            f"random weights, so predictions for uploaded videos mean nothing. The class knowledge ({knowledge}, "
+            f"encoded with {ckpt.text_encoder}) and everything computed from it alone (similarity and margin "
+            "heatmaps, the knowledge map, the effect of edits) are meaningful. For a real checkpoint, train on the "
+            "public AVCA features (README: 'The real benchmarks') and start the app with --checkpoint."
+        )
+
+    def new_session(self) -> KnowledgeSession:
+        ckpt = self.checkpoint
+        knowledge = ckpt.knowledge_file or Knowledge(
+            "checkpoint", {c.id: ClassKnowledge(c.name) for c in ckpt.classes}, {"method": "class names only"}
+        )
+        return KnowledgeSession(knowledge, ckpt.knowledge, ckpt.seen_mask, self.embedder, self.why_not_editable)
+
+    # -- classification -------------------------------------------------------------------------------
+
+    def extract(self, path: str | Path, progress: Progress | None = None) -> VideoFeatures:
+        """The checkpoint's features of one video, in memory."""
+        with self.lock:  # the first call builds the backbones; building them twice at once wastes minutes
+            return extract_video(
+                path,
+                self.checkpoint.setting,
+                weights=self.weights,
+                max_clips=self.max_clips,
+                max_examples=self.max_examples,
+                limits=self.limits,
+                progress=progress,
+            )
+
+    def classify(
+        self, path: str | Path, session: KnowledgeSession | None = None, top_k: int = 5, progress: Progress | None = None
+    ) -> Prediction:
+        """Extract a video's features and classify them. A video without (usable) audio is classified on its
+        visual features alone, said in the notes; a file without a video track raises NoVideoTrackError."""
+        features = self.extract(path, progress)
+        notes = [n for n in features.notes if not n.endswith("features carry no meaning")]
+        if features.offline:
+            notes.append(f"{self.checkpoint.setting} extractor on offline random weights: this prediction means nothing")
+        return self.classify_features(features.audio, features.visual, session, top_k, notes, Path(path).name)
+
+    def classify_sample(self, index: int, session: KnowledgeSession | None = None, top_k: int = 5) -> Prediction:
+        samples = self.require_samples()
+        if not 0 <= index < len(samples):
+            raise KdaError(f"no reference sample {index}; the checkpoint has {len(samples)} (0 to {len(samples) - 1})")
+        truth = self.checkpoint.classes[samples.labels[index]]
+        source = f"reference sample {samples.urls[index]} (true class {truth.name}, {'seen' if truth.seen else 'unseen'})"
+        return self.classify_features(samples.audio[index], samples.visual[index], session, top_k, [], source)
+
+    def classify_features(
+        self,
+        audio: np.ndarray | None,
+        visual: np.ndarray,
+        session: KnowledgeSession | None = None,
+        top_k: int = 5,
+        notes: list[str] | tuple = (),
+        source: str = "features",
+    ) -> Prediction:
+        """Classify one video's features (Da,) or None, (Dv,) against the session's classes."""
+        session = session or self.base
+        notes = list(notes)
+        audio_mean = self.model.audio_norm.mean.numpy()
+        has_audio = audio is not None
+        if not has_audio:
+            audio = audio_mean
+            notes.append("no audio track: a visual-only prediction (audio set to its training mean)")
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        visual = np.asarray(visual, dtype=np.float32).reshape(-1)
+        check_dims(self.model.cfg, len(audio), len(visual), source=source)
+        visual_mean = self.model.visual_norm.mean.numpy()
+        batch_a = np.stack([audio, audio_mean, audio])  # full, without audio, without visual
+        batch_v = np.stack([visual, visual, visual_mean])
+        rho = embed_videos(self.model, batch_a, batch_v)  # (3, E)
+        distances = torch.cdist(rho, torch.from_numpy(session.matrix)).numpy().astype(np.float64)  # (3, C)
+        return self.prediction(session, distances, rho[0].numpy(), audio, visual, has_audio, notes, source, top_k)
+
+    def prediction(self, session, distances, rho, audio, visual, has_audio, notes, source, top_k) -> Prediction:
+        seen, beta, tau = session.seen, self.checkpoint.beta, self.loss.tau
+        calibrated = distances + beta * seen  # (3, C)
+        gzsl_prob = softmax(-calibrated[0] / tau)
+        zsl_prob = np.zeros_like(gzsl_prob)
+        if (~seen).any():
+            zsl_prob[~seen] = softmax(-distances[0, ~seen] / tau)
+
+        def score(i: int, prob: np.ndarray) -> ClassScore:
+            return ClassScore(session.class_ids[i], session.names[i], bool(seen[i]), float(distances[0, i]), float(prob[i]))
+
+        order = np.argsort(calibrated[0], kind="stable")
+        unseen_order = [i for i in np.argsort(distances[0], kind="stable") if not seen[i]]
+        modality = modality_contribution(distances, calibrated, has_audio, lambda i: score(i, gzsl_prob))
+        return Prediction(
+            scores=[score(i, gzsl_prob) for i in range(len(seen))],
+            gzsl=[score(i, gzsl_prob) for i in order[:top_k]],
+            zsl=[score(i, zsl_prob) for i in unseen_order[:top_k]],
+            beta=beta,
+            rho_av=rho,
+            audio=audio,
+            visual=visual,
+            has_audio=has_audio,
+            modality=modality,
+            source=source,
+            notes=notes,
+        )
+
+    def require_samples(self) -> ReferenceSamples:
+        if self.samples is None or not len(self.samples):
+            raise KdaError("this checkpoint has no reference sample (train with samples_per_class > 0)")
+        return self.samples
+
+    def sample_choices(self) -> list[tuple[str, int]]:
+        """(label, index) of every reference sample, for pickers."""
+        samples = self.require_samples()
+        classes = self.checkpoint.classes
+        count: dict[int, int] = {}
+        out = []
+        for i, label in enumerate(samples.labels):
+            count[label] = count.get(label, 0) + 1
+            c = classes[label]
+            out.append((f"{c.name} ({'seen' if c.seen else 'unseen'}) #{count[label]}", i))
+        return out
+
+    # -- analysis ---------------------------------------------------------------------------------------
+
+    def similarity(self, session=None, order: str = "cluster", classes: list[str] | None = None):
+        """Class x class cosine similarity of the session's knowledge t_c (`analysis.Heatmap`)."""
+        session = session or self.base
+        matrix = analysis.similarity_matrix(session.matrix)
+        return self.heatmap(session, matrix, "Knowledge similarity cos(t_y, t_c)", "cosine", order, classes)
+
+    def margins(self, session=None, order: str = "cluster", classes: list[str] | None = None):
+        """The adaptive margin m(y, c) = alpha cos(t_y, t_c) + m0 the loss adds (`analysis.Heatmap`)."""
+        session = session or self.base
+        matrix = analysis.margin_matrix(session.matrix, self.loss.alpha, self.loss.m0)
+        title = f"Adaptive margin m(y, c) = {self.loss.alpha:g} cos(t_y, t_c) + {self.loss.m0:g}"
+        return self.heatmap(session, matrix, title, "margin", order, classes)
+
+    def heatmap(self, session, matrix, title, value_label, order, classes):
+        return analysis.heatmap(
+            matrix, session.class_ids, session.names, session.seen, title, value_label, order=order, classes=classes
+        )
+
+    def embedding_maps(self, session=None, method: str = "tsne", query: Prediction | None = None, seed: int = 0):
+        """2-D maps of the reference sample's audio, visual and fused rho_av, and of the knowledge t_c (with
+        the query video placed in each), keyed "audio", "visual", "knowledge", "fused" (`analysis.EmbeddingMap`)."""
+        session = session or self.base
+        samples = self.require_samples()
+        if self.sample_embeddings is None:
+            self.sample_embeddings = embed_videos(self.model, samples.audio, samples.visual).numpy()
+        ids = [self.checkpoint.classes[y].id for y in samples.labels]
+        position = {c: i for i, c in enumerate(session.class_ids)}
+        return analysis.embedding_maps(
+            audio=samples.audio,
+            visual=samples.visual,
+            fused=self.sample_embeddings,
+            sample_ids=ids,
+            sample_names=[session.names[position[c]] for c in ids],
+            sample_seen=np.array([session.seen[position[c]] for c in ids]),
+            knowledge=session.matrix,
+            class_ids=session.class_ids,
+            class_names=session.names,
+            class_seen=session.seen,
+            query=None if query is None else (query.audio, query.visual, query.rho_av),
+            method=method,
+            seed=seed,
+        )
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max())
+    return z / z.sum()
+
+
+def modality_contribution(distances, calibrated, has_audio: bool, score) -> ModalityContribution:
+    """distances / calibrated (3, C): rows full, without audio, without visual."""
+    top = int(np.argmin(calibrated[0]))
+    without_audio, without_visual = int(np.argmin(calibrated[1])), int(np.argmin(calibrated[2]))
+    audio_shift, visual_shift = distances[1] - distances[0], distances[2] - distances[0]
+    rise_audio, rise_visual = audio_shift[top], visual_shift[top]  # how far the prediction moves away
+    if not has_audio:
+        driver = "visual"
+    elif abs(rise_audio - rise_visual) <= 0.25 * max(abs(rise_audio), abs(rise_visual), 1e-9):
+        driver = "both"
+    else:
+        driver = "audio" if rise_audio > rise_visual else "visual"
+    a, v = score(without_audio), score(without_visual)
+    summary = (
+        f"Visual only (audio at its training mean): {a.name}. Audio only (visual at its mean): {v.name}. "
+        f"Taking away the audio moves the predicted class by {rise_audio:+.3f}, the visual by {rise_visual:+.3f}: "
+        + ("the video has no audio, so the visual decided." if not has_audio else f"{driver} drove this decision.")
+    )
+    return ModalityContribution(a, v, audio_shift, visual_shift, driver, summary)

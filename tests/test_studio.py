@@ -1,0 +1,201 @@
+"""The library the app stands on: the bundled demo checkpoint through `Studio` and `KnowledgeSession`, with
+the real all-MiniLM-L6-v2 text encoder and real media made by ffmpeg."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kda.checkpoint import load_checkpoint
+from kda.class_vectors import load_vectors
+from kda.errors import KdaError
+from kda.knowledge import load_text_encoder
+from kda.knowledge.store import KnowledgeError, save_knowledge
+from kda.losses import adaptive_margins
+from kda.media.errors import NotMediaError
+from kda.studio import Studio
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "checkpoints" / "demo-ucf-cls"
+UNRELATED = [
+    "A spreadsheet of quarterly tax figures for a small accounting firm.",
+    "Rows of numbers in grey cells on a computer screen.",
+    "The quiet hum of an office air conditioner.",
+]
+
+
+@pytest.fixture(scope="module")
+def studio():
+    return Studio.load(DEMO, max_clips=1, max_examples=4)
+
+
+def sample_accuracy(studio, session, class_id) -> float:
+    samples = studio.samples
+    label = studio.checkpoint.class_ids.index(class_id)
+    rows = np.flatnonzero(samples.labels == label)
+    hits = [studio.classify_sample(int(i), session).gzsl[0].class_id == class_id for i in rows]
+    return float(np.mean(hits))
+
+
+def test_demo_checkpoint_says_what_it_is(studio):
+    ckpt = studio.checkpoint
+    assert ckpt.text_encoder == "sentence-transformers/all-MiniLM-L6-v2" and ckpt.feature_weights == "none"
+    assert ckpt.knowledge.shape == (48, 384) and int(ckpt.seen_mask.sum()) == 42
+    assert studio.offline and "mean nothing" in studio.banner and "synthetic" in studio.banner
+    assert ckpt.knowledge_file.provenance["prompts"]["visual"].startswith("What is the visual appearance")
+    assert len(studio.samples) == 48 * 4
+    assert ckpt.metrics["test"]["hm"] > 30  # far above the 1/48 chance level: the knowledge carries the signal
+
+
+def test_edit_re_encodes_only_edited_texts_and_matches_training_encoding(studio, tmp_path):
+    session = studio.new_session()
+    entry = session.entry("ApplyLipstick")
+    texts = [d.text for d in entry.descriptions]
+    texts[1] = "A person paints their lips with a small stick of red colour in front of a mirror."
+    cache_size = len(studio.embedder.cache)
+    session.edit("ApplyLipstick", texts)
+    assert session.last_encoded == 1  # the one new text; the name and the other two come from the cache
+    assert len(studio.embedder.cache) == cache_size + 1
+    # the same t_c as encoding the edited knowledge from scratch, the way `kda train` does
+    save_knowledge(session.knowledge, tmp_path / "edited.json")
+    scratch = load_vectors(tmp_path / "edited.json", studio.checkpoint.text_encoder).bind(session.class_ids)
+    np.testing.assert_allclose(session.matrix, scratch.vectors, atol=1e-6)
+    assert session.version == 1 and studio.base.version == 0  # the studio's own view is untouched
+
+
+def test_unrelated_descriptions_hurt_an_unseen_class_and_reset_restores_exactly(studio):
+    session = studio.new_session()
+    unseen = [c.id for c in studio.checkpoint.classes if not c.seen]
+    target = max(unseen, key=lambda c: sample_accuracy(studio, session, c))
+    before_accuracy = sample_accuracy(studio, session, target)
+    before = [studio.classify_sample(i, session).scores for i in range(len(studio.samples))]
+    session.edit(target, UNRELATED, name="Quarterly Tax Report")
+    assert sample_accuracy(studio, session, target) < before_accuracy
+    session.reset()
+    after = [studio.classify_sample(i, session).scores for i in range(len(studio.samples))]
+    assert after == before  # bit for bit: reset uses the checkpoint's own rows
+    assert session.undo() and sample_accuracy(studio, session, target) < before_accuracy  # undo the reset
+
+
+def test_added_class_is_an_unseen_candidate_at_once(studio):
+    session = studio.new_session()
+    class_id = session.add_class("Playing Bagpipes", ["A musician squeezes a bag to sound droning pipes."])
+    assert session.class_ids[-1] == class_id and not session.seen[-1]
+    prediction = studio.classify_sample(0, session, top_k=100)
+    assert class_id in [s.class_id for s in prediction.zsl] and class_id in [s.class_id for s in prediction.scores]
+    with pytest.raises(KnowledgeError, match="already has class"):
+        session.add_class("playing bagpipes")
+    assert len(session.class_ids) == 49  # the failed change left the session as it was
+
+
+def test_import_export_round_trip_and_missing_classes(studio):
+    session = studio.new_session()
+    session.add_class("Playing Bagpipes")
+    data = session.export_json()
+    other = studio.new_session()
+    assert other.import_json(json.loads(json.dumps(data))) == {"changed": [], "added": ["Playing Bagpipes"]}
+    np.testing.assert_array_equal(other.matrix, session.matrix)
+    del data["classes"]["ApplyLipstick"]
+    with pytest.raises(KnowledgeError, match="lacks 1 of the 49 classes: ApplyLipstick"):
+        studio.new_session().import_json(data)
+
+
+def test_classify_features_matches_kda_evaluate(tmp_path, ucf_synth):
+    from kda.cli import main
+
+    out = tmp_path / "ck"
+    assert main(["train", "--root", str(ucf_synth), "--dataset", "UCF", "--epochs", "2", "--quiet", "--out", str(out)]) == 0
+    assert main(["evaluate", "--checkpoint", str(out), "--root", str(ucf_synth), "--scores-out", str(tmp_path / "s.npz")]) == 0
+    scores = np.load(tmp_path / "s.npz")
+    studio = Studio.load(out)
+    expected = dict(zip(scores["urls"], np.argmin(scores["distances"] + scores["beta"] * scores["seen"], axis=1), strict=True))
+    names = list(scores["class_names"])
+    samples = studio.samples
+    assert len(samples) == 48 * 3
+    for i, url in enumerate(samples.urls):
+        top = studio.classify_features(samples.audio[i], samples.visual[i]).gzsl[0]
+        assert top.class_id == names[expected[url]]
+
+
+def test_similarity_and_margins_are_the_losses_own(studio):
+    session = studio.new_session()
+    margins = studio.margins(session, order="name")
+    expected = adaptive_margins(torch.from_numpy(session.matrix), studio.loss.alpha, studio.loss.m0).numpy()
+    np.testing.assert_allclose(margins.matrix, expected, atol=1e-6)
+    similarity = studio.similarity(session, order="cluster")
+    assert sorted(similarity.class_ids) == sorted(session.class_ids)
+    i, j = similarity.class_ids.index("ApplyEyeMakeup"), similarity.class_ids.index("ApplyLipstick")
+    assert abs(i - j) <= 2  # similar descriptions end up side by side in cluster order
+    subset = studio.similarity(session, classes=["ApplyLipstick", "ApplyEyeMakeup", "Archery"])
+    assert subset.matrix.shape == (3, 3)
+
+
+def test_embedding_maps_place_the_query_and_are_reproducible(studio):
+    query = studio.classify_sample(5)
+    for method in ("tsne", "pca"):
+        maps = studio.embedding_maps(method=method, query=query, seed=3)
+        assert set(maps) == {"audio", "visual", "knowledge", "fused"}
+        n = len(studio.samples)
+        assert len(maps["audio"].coords) == n + 1 and maps["audio"].kind[-1] == "query"
+        assert len(maps["fused"].coords) == n + 48 + 1
+        again = studio.embedding_maps(method=method, query=query, seed=3)
+        np.testing.assert_array_equal(again["fused"].coords, maps["fused"].coords)
+
+
+def test_classify_videos_notes_and_bad_files(studio, media_files, tmp_path):
+    prediction = studio.classify(media_files["mp4_h264_aac"])
+    assert len(prediction.gzsl) == 5 and prediction.has_audio
+    assert any("offline random weights" in n for n in prediction.notes)
+    assert prediction.modality.driver in ("audio", "visual", "both")
+    silent = studio.classify(media_files["no_audio"])
+    assert not silent.has_audio and any("visual-only" in n for n in silent.notes)
+    np.testing.assert_array_equal(silent.audio, studio.model.audio_norm.mean.numpy())
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all\n" * 50)
+    with pytest.raises(NotMediaError):
+        studio.classify(text)
+
+
+def test_kda_classify_cli(media_files, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "kda", "classify", *args, "--checkpoint", str(DEMO)], capture_output=True, text=True, cwd=ROOT)
+
+    ok = run(str(media_files["mp4_h264_aac"]), "--json", str(tmp_path / "p.json"))
+    assert ok.returncode == 0, ok.stderr
+    lines = ok.stdout.splitlines()
+    assert lines[0].startswith("GZSL (beta") and len([line for line in lines if line[:3].strip().rstrip(".").isdigit()]) == 5
+    assert any(("seen" in line or "UNSEEN" in line) for line in lines[1:6])
+    assert any("offline random weights" in line for line in lines)
+    assert len(json.loads((tmp_path / "p.json").read_text())["top"]) == 5
+    silent = run(str(media_files["no_audio"]), "--zsl")
+    assert silent.returncode == 0 and "visual-only" in silent.stdout and silent.stdout.startswith("ZSL")
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    bad = run(str(text))
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "kda classify: error:" in bad.stderr
+
+
+def test_not_editable_without_texts_says_why(tmp_path, ucf_synth):
+    from kda.cli import main
+    from kda.session import NotEditableError
+
+    out = tmp_path / "ck"
+    assert main(["train", "--root", str(ucf_synth), "--dataset", "UCF", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    session = Studio.load(out).new_session()
+    assert not session.editable
+    with pytest.raises(NotEditableError, match="synthetic"):
+        session.edit(session.class_ids[0], ["a new text"])
+    assert isinstance(NotEditableError("x"), KdaError)
+
+
+def test_text_encoder_of_the_demo_is_the_real_minilm():
+    encoder = load_text_encoder("sentence-transformers/all-MiniLM-L6-v2")
+    ckpt = load_checkpoint(DEMO)
+    row = ckpt.class_ids.index("ApplyLipstick")
+    from kda.knowledge.embed import class_vector
+
+    np.testing.assert_allclose(class_vector(encoder.encode(ckpt.knowledge_file.texts("ApplyLipstick"))), ckpt.knowledge[row], atol=1e-6)
