@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed-dev
 
 .PHONY: app test lint setup system-deps bench checkpoint
 
-# Until the Gradio app lands, `make app` shows the default model (python -m kda info).
+# KDA Studio on 127.0.0.1:7860 with the bundled demo checkpoint, offline.
 app: $(STAMP)
-	if [ -f app.py ]; then $(PY) app.py; else $(PY) -m kda info --setting cls; fi
+	$(PY) app.py --host 127.0.0.1
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest
@@ -43,6 +43,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-# ffmpeg makes the test media; installed from Debian when missing.
+# ffmpeg makes the test media, chromium runs the browser test; installed from Debian when missing.
 system-deps:
-	@command -v ffmpeg >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; }
+	@command -v ffmpeg >/dev/null && command -v chromium >/dev/null || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg chromium; }

@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kda.losses import adaptive_margins, kda_loss, loss_preset  # noqa: E402
+from kda.model import KDAModel  # noqa: E402
 from kda.settings import get_setting
-from kda.model import KDAModel, ModelConfig  # noqa: E402
 from kda.train import TrainConfig, TrainingTensors, optimizer_for, train_epoch  # noqa: E402
 
 VIDEOS, CLASSES, REPEATS = 5000, 42, 3

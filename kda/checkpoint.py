@@ -17,6 +17,9 @@ config.json:
     provenance        dataset, root, protocol, loss and training settings, date, kda version
     metrics           {"validation": GZSLResult, "test": GZSLResult, "best_epoch": int}
 model.safetensors: the network's state dict plus `knowledge.embeddings` (C, E).
+text_embeddings.safetensors: `vectors` (T, E), the vector of every knowledge text (t_c is the normalised mean of
+    its class's), with metadata `texts` (JSON list), `encoder` (id) and `fingerprint` (of its weights), so an
+    edited description is the only text the app has to encode.
 samples.safetensors: a reference sample of evaluation videos (a few per class of the test split), which the
     app plots and classifies when nothing is uploaded: `audio` (N, Da), `visual` (N, Dv), `labels` (N,) int64
     indexing `classes`; metadata `format` "kda-samples/1", `urls` (a JSON list, one per video), `split`.
@@ -33,6 +36,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from kda.class_vectors import TextVectors
 from kda.errors import KdaError
 from kda.files import HUB_PREFIX
 from kda.knowledge.store import ClassKnowledge, Description, Knowledge, KnowledgeError, parse_knowledge
@@ -41,7 +45,7 @@ from kda.model import KDAModel, ModelConfig
 FORMAT = "kda-checkpoint/1"
 SAMPLES_FORMAT = "kda-samples/1"
 KNOWLEDGE_KEY = "knowledge.embeddings"
-FILES = ("config.json", "model.safetensors", "samples.safetensors")
+FILES = ("config.json", "model.safetensors", "samples.safetensors", "text_embeddings.safetensors")
 
 
 class CheckpointError(KdaError):
@@ -82,6 +86,7 @@ class Checkpoint:
     provenance: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     samples: ReferenceSamples | None = None
+    text_vectors: TextVectors | None = None  # each knowledge text's vector, so an edit encodes only what changed
 
     @property
     def texts(self) -> dict[str, list[str]] | None:
@@ -126,11 +131,36 @@ def save_checkpoint(ckpt: Checkpoint, folder: str | Path) -> Path:
     tensors = {k: v.detach().contiguous() for k, v in ckpt.model.state_dict().items()}
     tensors[KNOWLEDGE_KEY] = torch.from_numpy(np.ascontiguousarray(ckpt.knowledge, dtype=np.float32))
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": FORMAT})
-    (folder / "samples.safetensors").unlink(missing_ok=True)
+    for name in ("samples.safetensors", "text_embeddings.safetensors"):
+        (folder / name).unlink(missing_ok=True)
     if ckpt.samples is not None:
         save_samples(ckpt.samples, folder / "samples.safetensors")
+    if ckpt.text_vectors is not None and ckpt.text_vectors.vectors:
+        save_text_vectors(ckpt.text_vectors, folder / "text_embeddings.safetensors")
     (folder / "config.json").write_text(json.dumps(ckpt.config(), indent=1, ensure_ascii=False) + "\n")
     return folder
+
+
+def save_text_vectors(text_vectors: TextVectors, path: Path) -> None:
+    texts = list(text_vectors.vectors)
+    vectors = torch.from_numpy(np.stack([text_vectors.vectors[t] for t in texts]).astype(np.float32))
+    metadata = {"encoder": text_vectors.encoder, "fingerprint": text_vectors.fingerprint, "texts": json.dumps(texts)}
+    save_file({"vectors": vectors}, str(path), metadata=metadata)
+
+
+def read_text_vectors(path: Path) -> TextVectors | None:
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata() or {}
+            vectors = f.get_tensor("vectors").numpy()
+        texts = json.loads(metadata["texts"])
+        if len(texts) != len(vectors):
+            raise ValueError(f"{len(texts)} texts for {len(vectors)} vectors")
+        return TextVectors(metadata["encoder"], metadata.get("fingerprint", ""), dict(zip(texts, vectors, strict=True)))
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        raise CheckpointError(f"cannot read text embeddings {path}: {e}") from e
 
 
 def save_samples(samples: ReferenceSamples, path: Path) -> None:
@@ -212,6 +242,7 @@ def load_checkpoint(location: str | Path) -> Checkpoint:
         provenance=config.get("provenance", {}),
         metrics=config.get("metrics", {}),
         samples=read_samples(folder / "samples.safetensors", model_cfg, len(classes)),
+        text_vectors=read_text_vectors(folder / "text_embeddings.safetensors"),
     )
 
 
@@ -267,7 +298,11 @@ def read_samples(path: Path, cfg: ModelConfig, num_classes: int) -> ReferenceSam
         raise CheckpointError(f"cannot read reference samples {path}: {e}") from e
     n = len(samples.labels)
     shapes_ok = samples.audio.shape == (n, cfg.audio_dim) and samples.visual.shape == (n, cfg.visual_dim)
-    if not shapes_ok or len(samples.urls) != n or (n and not 0 <= samples.labels.min() <= samples.labels.max() < num_classes):
+    if (
+        not shapes_ok
+        or len(samples.urls) != n
+        or (n and not 0 <= samples.labels.min() <= samples.labels.max() < num_classes)
+    ):
         raise CheckpointError(
             f"{path} does not match the checkpoint: audio {samples.audio.shape}, visual {samples.visual.shape}, "
             f"{len(samples.urls)} urls and {n} labels for {num_classes} classes and dims {cfg.audio_dim}/{cfg.visual_dim}"

@@ -30,11 +30,25 @@ class KnowledgeMismatchError(KdaError):
 
 
 @dataclass
+class TextVectors:
+    """The vector of every text a knowledge file was encoded from, and the encoder (id and weight fingerprint)
+    that made them: with them, editing one description re-encodes that description alone."""
+
+    encoder: str
+    fingerprint: str
+    vectors: dict[str, np.ndarray]  # text -> (E,)
+
+    def only(self, texts: set[str]) -> TextVectors:
+        return TextVectors(self.encoder, self.fingerprint, {t: v for t, v in self.vectors.items() if t in texts})
+
+
+@dataclass
 class ClassVectors:
     names: list[str]
     vectors: np.ndarray  # (C, E) float32
     encoder: str  # text encoder id, or PRECOMPUTED
     knowledge: Knowledge | None = None  # the knowledge file the vectors were encoded from, keyed like `names`
+    text_vectors: TextVectors | None = None  # each encoded text's own vector (what edits start from)
 
     @property
     def texts(self) -> dict[str, list[str]] | None:
@@ -60,7 +74,10 @@ class ClassVectors:
             k = self.knowledge
             entries = {c: k.classes[self.names[i]] for c, i in zip(classes, rows, strict=True)}
             knowledge = Knowledge(k.class_set, entries, dict(k.provenance), source=k.source)
-        return ClassVectors(list(classes), self.vectors[rows], self.encoder, knowledge)
+        text_vectors = None
+        if self.text_vectors is not None and knowledge is not None:
+            text_vectors = self.text_vectors.only({t for c in knowledge.class_ids for t in knowledge.texts(c)})
+        return ClassVectors(list(classes), self.vectors[rows], self.encoder, knowledge, text_vectors)
 
 
 def save_vectors(path: str | Path, names: list[str], vectors: np.ndarray, encoder: str = PRECOMPUTED) -> Path:
@@ -128,6 +145,7 @@ def read_npz(path: Path) -> ClassVectors:
 def encode_knowledge_file(path: Path, text_encoder: str | None) -> ClassVectors:
     from kda.knowledge import (
         DEFAULT_TEXT_ENCODER,
+        EmbeddingCache,
         class_embeddings,
         embedding_matrix,
         load_knowledge,
@@ -136,6 +154,8 @@ def encode_knowledge_file(path: Path, text_encoder: str | None) -> ClassVectors:
 
     knowledge = load_knowledge(path)
     encoder = load_text_encoder(text_encoder or DEFAULT_TEXT_ENCODER)
-    embeddings = class_embeddings(knowledge, encoder)
+    cache = EmbeddingCache()
+    embeddings = class_embeddings(knowledge, encoder, cache)
     names = list(knowledge.class_ids)
-    return ClassVectors(names, embedding_matrix(embeddings, names), encoder.id, knowledge)
+    text_vectors = TextVectors(encoder.id, encoder.fingerprint(), {t: v for (_, t), v in cache.vectors.items()})
+    return ClassVectors(names, embedding_matrix(embeddings, names), encoder.id, knowledge, text_vectors)

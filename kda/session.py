@@ -144,7 +144,9 @@ class KnowledgeSession:
                 f"imported knowledge lacks {len(missing)} of the {len(self.class_ids)} classes: "
                 f"{', '.join(missing[:8])}; export the current knowledge to get a complete file"
             )
-        changed = [m for m, entry in zip(matches, incoming.classes.values(), strict=True) if m and entry != self.entry(m)]
+        changed = [
+            m for m, entry in zip(matches, incoming.classes.values(), strict=True) if m and entry != self.entry(m)
+        ]
         added = [c for c, m in zip(incoming.classes, matches, strict=True) if m is None]
 
         def apply() -> dict[str, list[str]]:

@@ -117,7 +117,11 @@ class Studio:
                 text_encoder = load_text_encoder(ckpt.text_encoder)
             except KdaError as e:
                 return None, str(e)
-        return Embedder(text_encoder), ""
+        embedder = Embedder(text_encoder)
+        stored = ckpt.text_vectors
+        if stored is not None and (stored.encoder, stored.fingerprint) == (text_encoder.id, text_encoder.fingerprint()):
+            embedder.cache.vectors.update({(stored.encoder, t): v for t, v in stored.vectors.items()})
+        return embedder, ""
 
     # -- what is real ---------------------------------------------------------------------------------
 
@@ -169,14 +173,20 @@ class Studio:
             )
 
     def classify(
-        self, path: str | Path, session: KnowledgeSession | None = None, top_k: int = 5, progress: Progress | None = None
+        self,
+        path: str | Path,
+        session: KnowledgeSession | None = None,
+        top_k: int = 5,
+        progress: Progress | None = None,
     ) -> Prediction:
         """Extract a video's features and classify them. A video without (usable) audio is classified on its
         visual features alone, said in the notes; a file without a video track raises NoVideoTrackError."""
         features = self.extract(path, progress)
         notes = [n for n in features.notes if not n.endswith("features carry no meaning")]
         if features.offline:
-            notes.append(f"{self.checkpoint.setting} extractor on offline random weights: this prediction means nothing")
+            notes.append(
+                f"{self.checkpoint.setting} extractor on offline random weights: this prediction means nothing"
+            )
         return self.classify_features(features.audio, features.visual, session, top_k, notes, Path(path).name)
 
     def classify_sample(self, index: int, session: KnowledgeSession | None = None, top_k: int = 5) -> Prediction:
@@ -184,7 +194,9 @@ class Studio:
         if not 0 <= index < len(samples):
             raise KdaError(f"no reference sample {index}; the checkpoint has {len(samples)} (0 to {len(samples) - 1})")
         truth = self.checkpoint.classes[samples.labels[index]]
-        source = f"reference sample {samples.urls[index]} (true class {truth.name}, {'seen' if truth.seen else 'unseen'})"
+        source = (
+            f"reference sample {samples.urls[index]} (true class {truth.name}, {'seen' if truth.seen else 'unseen'})"
+        )
         return self.classify_features(samples.audio[index], samples.visual[index], session, top_k, [], source)
 
     def classify_features(
@@ -223,7 +235,9 @@ class Studio:
             zsl_prob[~seen] = softmax(-distances[0, ~seen] / tau)
 
         def score(i: int, prob: np.ndarray) -> ClassScore:
-            return ClassScore(session.class_ids[i], session.names[i], bool(seen[i]), float(distances[0, i]), float(prob[i]))
+            return ClassScore(
+                session.class_ids[i], session.names[i], bool(seen[i]), float(distances[0, i]), float(prob[i])
+            )
 
         order = np.argsort(calibrated[0], kind="stable")
         unseen_order = [i for i in np.argsort(distances[0], kind="stable") if not seen[i]]
@@ -264,42 +278,43 @@ class Studio:
     def similarity(self, session=None, order: str = "cluster", classes: list[str] | None = None):
         """Class x class cosine similarity of the session's knowledge t_c (`analysis.Heatmap`)."""
         session = session or self.base
-        matrix = analysis.similarity_matrix(session.matrix)
-        return self.heatmap(session, matrix, "Knowledge similarity cos(t_y, t_c)", "cosine", order, classes)
+        return analysis.similarity_heatmap(
+            session.matrix, session.class_ids, session.names, session.seen, order=order, classes=classes
+        )
 
     def margins(self, session=None, order: str = "cluster", classes: list[str] | None = None):
-        """The adaptive margin m(y, c) = alpha cos(t_y, t_c) + m0 the loss adds (`analysis.Heatmap`)."""
+        """The adaptive margins m(y, c) = alpha cos(t_y, t_c) + m0 the loss adds (`analysis.Heatmap`)."""
         session = session or self.base
-        matrix = analysis.margin_matrix(session.matrix, self.loss.alpha, self.loss.m0)
-        title = f"Adaptive margin m(y, c) = {self.loss.alpha:g} cos(t_y, t_c) + {self.loss.m0:g}"
-        return self.heatmap(session, matrix, title, "margin", order, classes)
-
-    def heatmap(self, session, matrix, title, value_label, order, classes):
-        return analysis.heatmap(
-            matrix, session.class_ids, session.names, session.seen, title, value_label, order=order, classes=classes
+        return analysis.margin_heatmap(
+            session.matrix,
+            session.class_ids,
+            session.names,
+            session.seen,
+            alpha=self.loss.alpha,
+            m0=self.loss.m0,
+            order=order,
+            classes=classes,
         )
 
     def embedding_maps(self, session=None, method: str = "tsne", query: Prediction | None = None, seed: int = 0):
-        """2-D maps of the reference sample's audio, visual and fused rho_av, and of the knowledge t_c (with
-        the query video placed in each), keyed "audio", "visual", "knowledge", "fused" (`analysis.EmbeddingMap`)."""
+        """2-D maps of the reference sample's audio, visual and fused rho_av, and of the knowledge t_c, with the
+        query video placed in them; keyed "audio", "visual", "knowledge", "fused" (`analysis.EmbeddingMap`)."""
         session = session or self.base
         samples = self.require_samples()
         if self.sample_embeddings is None:
-            self.sample_embeddings = embed_videos(self.model, samples.audio, samples.visual).numpy()
-        ids = [self.checkpoint.classes[y].id for y in samples.labels]
-        position = {c: i for i, c in enumerate(session.class_ids)}
+            self.sample_embeddings = embed_videos(self.model, samples.audio, samples.visual).numpy()  # (N, E)
+        # Sample labels index the checkpoint's classes, which lead the session's class list.
+        classes = analysis.Classes(session.class_ids, session.names, session.seen)
+        point = None if query is None else analysis.Query(query.audio, query.visual, query.rho_av, query.source)
         return analysis.embedding_maps(
-            audio=samples.audio,
-            visual=samples.visual,
-            fused=self.sample_embeddings,
-            sample_ids=ids,
-            sample_names=[session.names[position[c]] for c in ids],
-            sample_seen=np.array([session.seen[position[c]] for c in ids]),
-            knowledge=session.matrix,
-            class_ids=session.class_ids,
-            class_names=session.names,
-            class_seen=session.seen,
-            query=None if query is None else (query.audio, query.visual, query.rho_av),
+            samples.audio,
+            samples.visual,
+            self.sample_embeddings,
+            samples.labels,
+            classes,
+            session.matrix,
+            classes,
+            query=point,
             method=method,
             seed=seed,
         )

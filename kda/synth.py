@@ -35,7 +35,6 @@ SYNTHETIC_ENCODER = "synthetic"
 KNOWLEDGE_FILE = "knowledge_vectors.npz"
 
 
-
 @dataclass
 class SynthConfig:
     train_videos: int = 16  # per class in stage_1_train

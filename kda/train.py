@@ -260,6 +260,7 @@ def to_checkpoint(
         beta=result.beta,
         feature_weights=features["weights"],
         knowledge_file=rows.knowledge,
+        text_vectors=rows.text_vectors,
         provenance={
             "dataset": bench.dataset,
             "root": str(bench.root),

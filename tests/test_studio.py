@@ -100,7 +100,7 @@ def test_import_export_round_trip_and_missing_classes(studio):
     assert other.import_json(json.loads(json.dumps(data))) == {"changed": [], "added": ["Playing Bagpipes"]}
     np.testing.assert_array_equal(other.matrix, session.matrix)
     del data["classes"]["ApplyLipstick"]
-    with pytest.raises(KnowledgeError, match="lacks 1 of the 49 classes: ApplyLipstick"):
+    with pytest.raises(KnowledgeError, match="lacks 1 of the 48 classes: ApplyLipstick"):
         studio.new_session().import_json(data)
 
 
@@ -108,11 +108,19 @@ def test_classify_features_matches_kda_evaluate(tmp_path, ucf_synth):
     from kda.cli import main
 
     out = tmp_path / "ck"
-    assert main(["train", "--root", str(ucf_synth), "--dataset", "UCF", "--epochs", "2", "--quiet", "--out", str(out)]) == 0
-    assert main(["evaluate", "--checkpoint", str(out), "--root", str(ucf_synth), "--scores-out", str(tmp_path / "s.npz")]) == 0
+    assert (
+        main(["train", "--root", str(ucf_synth), "--dataset", "UCF", "--epochs", "2", "--quiet", "--out", str(out)])
+        == 0
+    )
+    assert (
+        main(["evaluate", "--checkpoint", str(out), "--root", str(ucf_synth), "--scores-out", str(tmp_path / "s.npz")])
+        == 0
+    )
     scores = np.load(tmp_path / "s.npz")
     studio = Studio.load(out)
-    expected = dict(zip(scores["urls"], np.argmin(scores["distances"] + scores["beta"] * scores["seen"], axis=1), strict=True))
+    expected = dict(
+        zip(scores["urls"], np.argmin(scores["distances"] + scores["beta"] * scores["seen"], axis=1), strict=True)
+    )
     names = list(scores["class_names"])
     samples = studio.samples
     assert len(samples) == 48 * 3
@@ -162,12 +170,20 @@ def test_classify_videos_notes_and_bad_files(studio, media_files, tmp_path):
 
 def test_kda_classify_cli(media_files, tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "kda", "classify", *args, "--checkpoint", str(DEMO)], capture_output=True, text=True, cwd=ROOT)
+        return subprocess.run(
+            [sys.executable, "-m", "kda", "classify", *args, "--checkpoint", str(DEMO)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
 
     ok = run(str(media_files["mp4_h264_aac"]), "--json", str(tmp_path / "p.json"))
     assert ok.returncode == 0, ok.stderr
     lines = ok.stdout.splitlines()
-    assert lines[0].startswith("GZSL (beta") and len([line for line in lines if line[:3].strip().rstrip(".").isdigit()]) == 5
+    assert (
+        lines[0].startswith("GZSL (beta")
+        and len([line for line in lines if line[:3].strip().rstrip(".").isdigit()]) == 5
+    )
     assert any(("seen" in line or "UNSEEN" in line) for line in lines[1:6])
     assert any("offline random weights" in line for line in lines)
     assert len(json.loads((tmp_path / "p.json").read_text())["top"]) == 5
@@ -184,10 +200,13 @@ def test_not_editable_without_texts_says_why(tmp_path, ucf_synth):
     from kda.session import NotEditableError
 
     out = tmp_path / "ck"
-    assert main(["train", "--root", str(ucf_synth), "--dataset", "UCF", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    assert (
+        main(["train", "--root", str(ucf_synth), "--dataset", "UCF", "--epochs", "1", "--quiet", "--out", str(out)])
+        == 0
+    )
     session = Studio.load(out).new_session()
     assert not session.editable
-    with pytest.raises(NotEditableError, match="synthetic"):
+    with pytest.raises(NotEditableError, match="knowledge vectors without their texts"):
         session.edit(session.class_ids[0], ["a new text"])
     assert isinstance(NotEditableError("x"), KdaError)
 
@@ -198,4 +217,6 @@ def test_text_encoder_of_the_demo_is_the_real_minilm():
     row = ckpt.class_ids.index("ApplyLipstick")
     from kda.knowledge.embed import class_vector
 
-    np.testing.assert_allclose(class_vector(encoder.encode(ckpt.knowledge_file.texts("ApplyLipstick"))), ckpt.knowledge[row], atol=1e-6)
+    np.testing.assert_allclose(
+        class_vector(encoder.encode(ckpt.knowledge_file.texts("ApplyLipstick"))), ckpt.knowledge[row], atol=1e-6
+    )

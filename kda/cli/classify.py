@@ -35,7 +35,9 @@ def run(args) -> int:
     ranked = prediction.zsl if args.zsl else prediction.gzsl
     print(f"{'ZSL (unseen classes only)' if args.zsl else f'GZSL (beta {prediction.beta:.2f})'}: {prediction.source}")
     for rank, s in enumerate(ranked, start=1):
-        print(f"{rank:>2}. {s.name:<32} {'seen' if s.seen else 'UNSEEN':<7} score {s.score:.3f}  distance {s.distance:.3f}")
+        print(
+            f"{rank:>2}. {s.name:<32} {'seen' if s.seen else 'UNSEEN':<7} score {s.score:.3f}  distance {s.distance:.3f}"
+        )
     print(f"modality: {prediction.modality.summary}")
     for note in prediction.notes:
         print(f"note: {note}")

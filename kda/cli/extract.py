@@ -27,7 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--videos", required=True, help="folder the filenames in --labels are relative to")
     p.add_argument("--labels", required=True, help="CSV with columns filename,label[,split] (split: an AVCA folder)")
     p.add_argument("--out", required=True, help="dataset root to write (created; reused when resuming)")
-    p.add_argument("--setting", choices=list_settings(extractable=True), default="cls", help="feature setting (backbones)")
+    p.add_argument(
+        "--setting", choices=list_settings(extractable=True), default="cls", help="feature setting (backbones)"
+    )
     p.add_argument("--dataset", default="custom", help="name of this dataset; pass the same to `kda train --dataset`")
     p.add_argument(
         "--weights",

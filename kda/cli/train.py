@@ -118,7 +118,13 @@ def run(args) -> int:
         result = train(bench, knowledge, model_cfg, loss_cfg, cfg, progress=not args.quiet, on_epoch=on_epoch)
     log_file.close()
     ckpt = to_checkpoint(
-        result, bench, knowledge, loss_cfg, cfg, {"knowledge": str(knowledge_path(args)), **({"description": args.description} if args.description else {})}, args.samples_per_class
+        result,
+        bench,
+        knowledge,
+        loss_cfg,
+        cfg,
+        {"knowledge": str(knowledge_path(args)), **({"description": args.description} if args.description else {})},
+        args.samples_per_class,
     )
     save_checkpoint(ckpt, out)
     if result.validation is not None:

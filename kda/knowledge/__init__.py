@@ -1,12 +1,13 @@
-"""Class knowledge: descriptions per class (store), written by an LLM (generate), encoded by a CLIP text
-encoder (encoders) into class knowledge embeddings with a cache (embed).
+"""Class knowledge: descriptions per class (store), written by an LLM (generate), encoded by a text encoder
+(encoders: CLIP text towers, sentence-transformers models) into class knowledge embeddings with a cache (embed).
 
-Importing this package does not import torch or openai; the functions that need them import them.
+Importing this package does not import torch, sentence_transformers or openai; the functions that need them import them.
 """
 
 from kda.knowledge.embed import EmbeddingCache, class_embeddings, embedding_matrix
 from kda.knowledge.encoders import (
     DEFAULT_TEXT_ENCODER,
+    MINILM_TEXT_ENCODER,
     OFFLINE_TEXT_ENCODER,
     TINY_TEXT_ENCODER,
     TextEncoder,
@@ -50,6 +51,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_TEXT_ENCODER",
     "FORMAT",
+    "MINILM_TEXT_ENCODER",
     "OFFLINE_TEXT_ENCODER",
     "QUESTIONS",
     "TINY_TEXT_ENCODER",

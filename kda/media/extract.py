@@ -81,7 +81,9 @@ def extract_video(
     """Features of one video. Raises a `MediaError` subclass for a file that cannot be used; a video
     without (usable) audio gives `audio=None` and a note (visual-only)."""
     if min(max_clips, max_examples, frames) < 1:
-        raise KdaError(f"`max_clips`, `max_examples` and `frames` must be >= 1, got {max_clips}, {max_examples}, {frames}")
+        raise KdaError(
+            f"`max_clips`, `max_examples` and `frames` must be >= 1, got {max_clips}, {max_examples}, {frames}"
+        )
     spec = get_setting(setting).require_extractor()
     video = open_video(path, limits)
     visual_bb, audio_bb = load_backbone(spec.visual_backbone, weights), load_backbone(spec.audio_backbone, weights)

