@@ -37,7 +37,8 @@ def clustered(n: int, dim: int, classes: int = 50, seed: int = 0) -> tuple[np.nd
     """n points (n, dim) around `classes` random centres, like per-class averaged video features."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, classes, n)  # (n,)
-    return rng.normal(size=(classes, dim))[labels] + 0.5 * rng.normal(size=(n, dim)), labels
+    points = rng.normal(size=(classes, dim))[labels] + 0.5 * rng.normal(size=(n, dim))
+    return points.astype(np.float32), labels  # float32, as features are stored
 
 
 def bench_map(n: int, dim: int, method: str) -> None:

@@ -32,6 +32,9 @@ from kda.model import check_dims
 from kda.session import Embedder, KnowledgeSession
 
 NOT_ENCODED = ("precomputed", "synthetic")  # text-encoder ids of knowledge that came as vectors, not texts
+# Offline (random) extractor weights give meaningless features however many clips they see, so they get one
+# C3D clip (~1.3 s on 2 cores) instead of DEFAULT_MAX_CLIPS (~20 s): the same code path, a fast demo.
+OFFLINE_MAX_CLIPS = 1
 
 
 @dataclass(frozen=True)
@@ -83,15 +86,16 @@ class Studio:
         checkpoint: Checkpoint,
         *,
         limits: Limits = DEFAULT_LIMITS,
-        max_clips: int = DEFAULT_MAX_CLIPS,
+        max_clips: int | None = None,  # C3D clips per video; None: DEFAULT_MAX_CLIPS, or OFFLINE_MAX_CLIPS offline
         max_examples: int = DEFAULT_MAX_EXAMPLES,
         text_encoder=None,
     ):
         self.checkpoint = checkpoint
         self.model = checkpoint.model.eval()
-        self.limits, self.max_clips, self.max_examples = limits, max_clips, max_examples
         # Synthetic features ('none') have no extractor of their own: offline weights keep the path runnable.
         self.weights = "pretrained" if checkpoint.feature_weights == "pretrained" else "offline"
+        self.limits, self.max_examples = limits, max_examples
+        self.max_clips = max_clips or (OFFLINE_MAX_CLIPS if self.offline else DEFAULT_MAX_CLIPS)
         self.loss = LossConfig(**{**LossConfig().to_dict(), **checkpoint.provenance.get("loss", {})})
         self.embedder, self.why_not_editable = self.load_embedder(text_encoder)
         self.base = self.new_session()  # read-only view for callers that pass no session
