@@ -1,0 +1,111 @@
+"""KDA Studio: classify videos among seen and unseen classes, edit the class knowledge and watch predictions
+move, inspect similarity and margin heatmaps and embedding maps of a pretrained KDA checkpoint.
+
+    python app.py [--checkpoint PATH|hf-hub:ID] [--host 127.0.0.1] [--port 7860]
+
+The same file runs unchanged as a Hugging Face Space. Every computation is a call into `kda`; the UI lives in
+`demo/` (one module per tab) and settings come from the environment (`demo/settings.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from demo import classify, embeddings, heatmaps, knowledge
+from demo.settings import DEFAULT_CHECKPOINT, EXAMPLES_DIR, ROOT, Settings
+from kda.errors import KdaError
+from kda.media.decode import DEFAULT_LIMITS
+from kda.studio import Studio
+
+CSS = "#banner {border-left: 6px solid #E69F00; padding: 0.5em 1em; background: rgba(230, 159, 0, 0.12)}"
+INTRO = (
+    "# KDA Studio\nKnowledge-augmented audio-visual zero-shot video classification (Chen et al., 2023): a video "
+    "is matched against LLM-written knowledge of every class, so classes never seen in training are recognised "
+    "from their descriptions alone. Edit the knowledge and watch the prediction move. Your edits are yours alone."
+)
+
+
+def build_app(studio: Studio, settings: Settings) -> gr.Blocks:
+    ckpt = studio.checkpoint
+    with gr.Blocks(title="KDA Studio") as app:
+        gr.Markdown(INTRO)
+        gr.Markdown(
+            f"Checkpoint: {len(ckpt.classes)} classes ({int(ckpt.seen_mask.sum())} seen), "
+            f"{ckpt.setting} features, text encoder `{ckpt.text_encoder}`."
+        )
+        if studio.banner:
+            gr.Markdown(f"**Demo weights.** {studio.banner}", elem_id="banner")
+        state = gr.State(None, time_to_live=settings.session_ttl_s)  # one demo.state.Visitor per browser session
+        with gr.Tabs():
+            with gr.Tab("Classify"):
+                classify_tab = classify.build(studio, settings, state)
+            with gr.Tab("Knowledge"):
+                knowledge_tab = knowledge.build(studio, settings, state, classify_tab)
+            with gr.Tab("Heatmaps") as heatmaps_page:
+                heatmaps_tab = heatmaps.build(studio, state)
+            with gr.Tab("Embeddings") as embeddings_page:
+                embeddings_tab = embeddings.build(studio, state)
+        panel = [state, classify_tab.mode]
+        for change in knowledge_tab.changes:  # a knowledge change redraws everything that depends on it
+            change.success(classify.panel, panel, classify_tab.panel_outputs, api_visibility="private")
+            change.success(heatmaps_tab.draw, heatmaps_tab.inputs, heatmaps_tab.outputs, api_visibility="private")
+        heatmaps_page.select(heatmaps_tab.draw, heatmaps_tab.inputs, heatmaps_tab.outputs, api_visibility="private")
+        embeddings_page.select(
+            embeddings_tab.draw, embeddings_tab.inputs, embeddings_tab.outputs, api_visibility="private"
+        )
+    return app
+
+
+def checkpoint_location(value: str) -> str:
+    """An `hf-hub:` id as is; a relative folder from the working directory, else from the repository."""
+    if value.startswith("hf-hub:") or Path(value).exists():
+        return value
+    return str(ROOT / value) if (ROOT / value).exists() else value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=os.environ.get("KDA_CHECKPOINT", DEFAULT_CHECKPOINT),
+        help="folder or hf-hub:ID (env KDA_CHECKPOINT)",
+    )
+    parser.add_argument(
+        "--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to listen on"
+    )
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="port to listen on"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    settings = Settings.from_env()
+    limits = dataclasses.replace(
+        DEFAULT_LIMITS, max_duration_s=settings.max_video_s, max_bytes=settings.max_upload_bytes
+    )
+    try:
+        studio = Studio.load(checkpoint_location(args.checkpoint), limits=limits)
+    except KdaError as e:
+        raise SystemExit(f"app.py: cannot load checkpoint {args.checkpoint!r}: {e}") from None
+    app = build_app(studio, settings)
+    app.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
+    app.launch(
+        server_name=args.host,
+        server_port=args.port,
+        max_file_size=settings.max_upload_bytes,
+        allowed_paths=[str(EXAMPLES_DIR)],  # uploads and the bundled examples; nothing else on the server
+        css=CSS,
+    )
+
+
+if __name__ == "__main__":
+    main()

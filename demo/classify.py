@@ -1,0 +1,135 @@
+"""Classify tab: a video (uploaded, an example, or a reference sample of the checkpoint's test set) -> top-k
+among seen and unseen classes, the modality that drove it, its distance to every class, and the notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from demo import figures
+from demo.guards import readable_file, user_errors
+from demo.settings import Settings, example_videos
+from demo.state import Visitor
+from kda.studio import ClassScore, Prediction, Studio
+
+GZSL, ZSL = "GZSL: all classes", "ZSL: unseen classes only"
+
+
+@dataclass
+class ClassifyTab:
+    video: gr.Video
+    top_k: gr.Slider
+    mode: gr.Radio
+    top: gr.Label
+    details: gr.JSON
+    notes: gr.Markdown
+    bars: gr.Plot
+    modality: gr.Plot
+
+    @property
+    def panel_outputs(self) -> list:
+        """What `panel` fills: everything that shows the current prediction."""
+        return [self.top, self.notes, self.bars, self.modality]
+
+
+def score_dict(s: ClassScore) -> dict:
+    return {"class_id": s.class_id, "name": s.name, "seen": s.seen, "distance": s.distance, "score": s.score}
+
+
+def prediction_dict(prediction: Prediction | None) -> dict | None:
+    """The prediction as plain JSON, for API callers."""
+    if prediction is None:
+        return None
+    m = prediction.modality
+    return {
+        "source": prediction.source,
+        "notes": prediction.notes,
+        "has_audio": prediction.has_audio,
+        "beta": prediction.beta,
+        "gzsl": [score_dict(s) for s in prediction.gzsl],
+        "zsl": [score_dict(s) for s in prediction.zsl],
+        "scores": [score_dict(s) for s in prediction.scores],
+        "modality": {
+            "driver": m.driver,
+            "summary": m.summary,
+            "visual_only": score_dict(m.without_audio),
+            "audio_only": score_dict(m.without_visual),
+        },
+    }
+
+
+def panel(visitor: Visitor | None, mode: str) -> tuple:
+    """Label, notes, distance bars and modality bars for the visitor's last prediction."""
+    prediction = visitor.prediction if visitor else None
+    if prediction is None:
+        return None, "", figures.distance_bars(None), figures.modality_bars(None)
+    zsl = mode == ZSL
+    top = prediction.zsl if zsl else prediction.gzsl
+    label = {f"{s.name} ({figures.seen_word(s.seen)})": s.score for s in top}
+    parts = [f"**Source:** {prediction.source}", f"**Modalities:** {prediction.modality.summary}"]
+    if prediction.notes:
+        parts.append("\n".join(f"- {note}" for note in prediction.notes))
+    return label, "\n\n".join(parts), figures.distance_bars(prediction, zsl), figures.modality_bars(prediction)
+
+
+def build(studio: Studio, settings: Settings, state: gr.State) -> ClassifyTab:
+    with gr.Row():
+        with gr.Column(scale=2):
+            video = gr.Video(label="Video", sources=["upload"], height=280)
+            examples = [str(p) for p in example_videos()]
+            if examples:
+                gr.Examples(examples=examples, inputs=video, label="Example videos (bundled files)")
+            run = gr.Button("Classify video", variant="primary")
+            samples = studio.sample_choices() if studio.samples is not None else []
+            sample = gr.Dropdown(
+                samples, value=samples[0][1] if samples else None, label="Reference sample of the test set"
+            )
+            run_sample = gr.Button("Classify reference sample", interactive=bool(samples))
+        with gr.Column(scale=3):
+            with gr.Row():
+                top_k = gr.Slider(1, 10, value=settings.top_k, step=1, label="Top k")
+                mode = gr.Radio([GZSL, ZSL], value=GZSL, label="Candidates")
+            top = gr.Label(label="Top classes (score)", elem_id="top-classes")
+            notes = gr.Markdown(elem_id="prediction-notes")
+    bars = gr.Plot(label="Distance to every class")
+    modality = gr.Plot(label="Modality contribution")
+    details = gr.JSON(label="Prediction as JSON (also what the API returns)", open=False)
+    tab = ClassifyTab(video, top_k, mode, top, details, notes, bars, modality)
+
+    @user_errors
+    def classify(video: str | None, top_k: int, mode: str, visitor: Visitor | None, progress=gr.Progress()):  # noqa: B008 (how Gradio injects a tracker)
+        """Classify an uploaded video file."""
+        path = readable_file(video)
+        visitor = Visitor.start(studio, visitor)
+
+        def report(stage: str, done: int, total: int) -> None:
+            progress(done / max(total, 1), desc=f"{stage} ({done}/{total})")
+
+        prediction = studio.classify(path, visitor.session, top_k=int(top_k), progress=report)
+        visitor.classified(prediction, int(top_k))
+        return *panel(visitor, mode), prediction_dict(prediction), visitor
+
+    @user_errors
+    def classify_sample(index: int, top_k: int, mode: str, visitor: Visitor | None):
+        """Classify one reference sample of the checkpoint's test set, by index (see the dropdown)."""
+        if index is None:
+            raise gr.Error("Pick a reference sample first.")
+        visitor = Visitor.start(studio, visitor)
+        visitor.classified(studio.classify_sample(int(index), visitor.session, top_k=int(top_k)), int(top_k))
+        return *panel(visitor, mode), prediction_dict(visitor.prediction), visitor
+
+    outputs = [*tab.panel_outputs, details, state]
+    run.click(classify, [video, top_k, mode, state], outputs, api_name="classify")
+    run_sample.click(classify_sample, [sample, top_k, mode, state], outputs, api_name="classify_sample")
+    mode.change(panel, [state, mode], tab.panel_outputs, api_visibility="private")
+
+    @user_errors
+    def change_top_k(top_k: int, mode: str, visitor: Visitor | None):
+        if visitor is not None and visitor.prediction is not None:
+            visitor.top_k = int(top_k)
+            visitor.rescore(studio)
+        return *panel(visitor, mode), prediction_dict(visitor.prediction if visitor else None)
+
+    top_k.release(change_top_k, [top_k, mode, state], [*tab.panel_outputs, details], api_visibility="private")
+    return tab

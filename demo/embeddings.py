@@ -1,0 +1,77 @@
+"""Embeddings tab: t-SNE or PCA maps of the reference sample's audio inputs, visual inputs, fused rho_av, and
+of the knowledge t_c, with the visitor's last video highlighted; the 2-D coordinates downloadable as CSV."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from demo import figures
+from demo.guards import user_errors
+from demo.state import Visitor
+from kda.analysis import EmbeddingMap
+from kda.studio import Studio
+
+MAPS = ("audio", "visual", "fused", "knowledge")  # the keys of studio.embedding_maps, in display order
+METHODS = [("t-SNE", "tsne"), ("PCA", "pca")]
+CSV_DIR = Path(tempfile.gettempdir()) / "kda-studio-maps"
+
+
+def write_csv(maps: dict[str, EmbeddingMap], method: str) -> str:
+    """All four maps in one CSV (its `set` column names the map); the file name follows the content, so a
+    map drawn again reuses its file."""
+    tables = [maps[key].to_csv().strip().splitlines() for key in MAPS]
+    text = "\n".join([tables[0][0], *(line for table in tables for line in table[1:])]) + "\n"
+    CSV_DIR.mkdir(exist_ok=True)
+    path = CSV_DIR / f"kda-{method}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.csv"
+    if not path.exists():
+        path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def counts(maps: dict[str, EmbeddingMap]) -> str:
+    parts = []
+    for key in MAPS:
+        m = maps[key]
+        sub = f" (subsampled from {m.total} for speed)" if m.shown < m.total else ""
+        parts.append(f"{key}: {m.shown} points{sub}")
+    return "**Points per map:** " + "; ".join(parts) + ". Hover a point for its class."
+
+
+@dataclass
+class EmbeddingsTab:
+    draw: Callable
+    inputs: list
+    outputs: list
+
+
+def build(studio: Studio, state: gr.State) -> EmbeddingsTab:
+    method = gr.Radio(METHODS, value="tsne", label="Projection")
+    draw_button = gr.Button("Draw")
+    note = gr.Markdown(elem_id="embedding-counts")
+    with gr.Row():
+        audio, visual = gr.Plot(label="Audio inputs"), gr.Plot(label="Visual inputs")
+    with gr.Row():
+        fused, knowledge = gr.Plot(label="Fused rho_av"), gr.Plot(label="Knowledge t_c")
+    csv = gr.File(label="2-D coordinates as CSV (x, y, class, seen/unseen, kind, set = map)", interactive=False)
+
+    @user_errors
+    def embeddings(method: str, visitor: Visitor | None, progress=gr.Progress()):  # noqa: B008 (how Gradio injects a tracker)
+        """Four 2-D maps ("tsne" or "pca") of audio, visual, fused and knowledge embeddings, and their CSV."""
+        if method not in dict(METHODS).values():
+            raise gr.Error(f"Unknown method {method!r}; choose 'tsne' or 'pca'.")
+        visitor = Visitor.start(studio, visitor)
+        progress(0, desc=f"computing {dict((v, k) for k, v in METHODS)[method]} maps")
+        maps = visitor.embedding_maps(studio, method)
+        plots = [figures.embedding_figure(maps[key]) for key in MAPS]
+        return *plots, counts(maps), write_csv(maps, method), visitor
+
+    outputs = [audio, visual, fused, knowledge, note, csv, state]
+    draw_button.click(embeddings, [method, state], outputs, api_name="embeddings")
+    method.change(embeddings, [method, state], outputs, api_visibility="private")
+    return EmbeddingsTab(embeddings, [method, state], outputs)

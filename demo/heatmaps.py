@@ -1,0 +1,84 @@
+"""Heatmaps tab: class x class knowledge similarity cos(t_y, t_c) and the adaptive margin m(y, c) the loss
+uses, of the visitor's current knowledge, in cluster order, for all classes or a subset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gradio as gr
+
+from demo import figures
+from demo.guards import user_errors
+from demo.knowledge import choices
+from demo.state import Visitor
+from kda.studio import Studio
+
+SUBSETS = ("all classes", "seen classes", "unseen classes", "top-k of the last prediction", "classes chosen below")
+ORDERS = [("clusters (hierarchical)", "cluster"), ("name", "name")]
+
+
+@dataclass
+class HeatmapsTab:
+    draw: Callable
+    inputs: list
+    outputs: list
+
+
+def subset_ids(visitor: Visitor, subset: str, chosen: list[str] | None) -> list[str] | None:
+    """The class ids to show, or None for all of them."""
+    session = visitor.session
+    if subset == "seen classes":
+        return [c for c, s in zip(session.class_ids, session.seen, strict=True) if s]
+    if subset == "unseen classes":
+        return [c for c, s in zip(session.class_ids, session.seen, strict=True) if not s]
+    if subset == "top-k of the last prediction":
+        if visitor.prediction is None:
+            raise gr.Error("Classify a video first: this subset is the top-k of the last prediction.")
+        return [s.class_id for s in visitor.prediction.gzsl]
+    if subset == "classes chosen below":
+        if not chosen or len(chosen) < 2:
+            raise gr.Error("Choose at least two classes for the heatmap.")
+        return [session.knowledge.resolve(c) for c in chosen]
+    if subset != "all classes":
+        raise gr.Error(f"Unknown subset {subset!r}; choose one of: {', '.join(SUBSETS)}.")
+    return None
+
+
+def build(studio: Studio, state: gr.State) -> HeatmapsTab:
+    base = Visitor.start(studio)
+    with gr.Row():
+        order = gr.Radio(ORDERS, value="cluster", label="Order")
+        subset = gr.Radio(list(SUBSETS), value="all classes", label="Classes")
+    chosen = gr.Dropdown(choices(base), multiselect=True, label="Classes to show (for 'classes chosen below')")
+    draw_button = gr.Button("Draw")
+    similarity_plot = gr.Plot(label="Knowledge similarity")
+    margin_plot = gr.Plot(label="Adaptive margins")
+
+    @user_errors
+    def similarity(order: str, subset: str, classes: list[str] | None, visitor: Visitor | None):
+        """Heatmap of cos(t_y, t_c) of the visitor's knowledge; subset as in the tab, `classes` ids or names."""
+        visitor = Visitor.start(studio, visitor)
+        ids = subset_ids(visitor, subset, classes)
+        return figures.heatmap_figure(studio.similarity(visitor.session, order=order, classes=ids)), visitor
+
+    @user_errors
+    def margins(order: str, subset: str, classes: list[str] | None, visitor: Visitor | None):
+        """Heatmap of the adaptive margin m(y, c) the loss adds, from the visitor's knowledge."""
+        visitor = Visitor.start(studio, visitor)
+        ids = subset_ids(visitor, subset, classes)
+        return figures.heatmap_figure(studio.margins(visitor.session, order=order, classes=ids)), visitor
+
+    @user_errors
+    def both(order: str, subset: str, classes: list[str] | None, visitor: Visitor | None):
+        """Both heatmaps, and the class chooser kept up with added classes."""
+        visitor = Visitor.start(studio, visitor)
+        figure = similarity(order, subset, classes, visitor)[0]
+        return figure, *margins(order, subset, classes, visitor), gr.Dropdown(choices=choices(visitor))
+
+    inputs = [order, subset, chosen, state]
+    draw_button.click(similarity, inputs, [similarity_plot, state], api_name="similarity")
+    draw_button.click(margins, inputs, [margin_plot, state], api_name="margins")
+    outputs = [similarity_plot, margin_plot, state, chosen]
+    gr.on([order.change, subset.change], both, inputs, outputs, api_visibility="private")
+    return HeatmapsTab(both, inputs, outputs)

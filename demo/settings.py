@@ -1,0 +1,84 @@
+"""The app's limits and service settings, read once from the environment (defaults suit a small Space)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINT = "checkpoints/demo-ucf-cls"
+EXAMPLES_DIR = ROOT / "assets" / "examples"
+VIDEO_TYPES = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v")
+
+NO_LLM = (
+    "No LLM is configured, so descriptions cannot be regenerated (editing by hand still works). "
+    "Set OPENAI_API_KEY for OpenAI, or OPENAI_BASE_URL for any OpenAI-compatible server "
+    "(a local one needs no key, see docs/LOCAL_LLM.md), optionally KDA_LLM_MODEL, and restart the app."
+)
+
+
+def env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError as e:
+        raise SystemExit(f"{name}={raw!r} is not a number (default {default:g})") from e
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Where regeneration sends its questions. The key is kept out of repr so that it is never shown."""
+
+    base_url: str | None
+    model: str | None
+    api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.api_key or self.base_url)
+
+    @property
+    def describe(self) -> str:
+        """One line for the UI, without the key."""
+        if not self.configured:
+            return NO_LLM
+        where = self.base_url or "OpenAI (https://api.openai.com/v1)"
+        return f"LLM: {where}, model {self.model or 'the default'}."
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_upload_mb: float = 200.0  # bigger uploads are refused by the server before they reach the handler
+    max_video_s: float = 600.0  # longer videos are refused with TooLongError (clips are sampled below that)
+    concurrency: int = 4  # events run at once per handler; Gradio's default of 1 serialises every visitor
+    queue_size: int = 64  # waiting events beyond this are turned away with "queue full"
+    session_ttl_s: float = 4 * 3600  # a visitor's edits are dropped this long after their last action
+    top_k: int = 5
+    llm: LLMConfig = field(default_factory=lambda: LLMConfig(None, None))
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            max_upload_mb=env_number("KDA_MAX_UPLOAD_MB", cls.max_upload_mb),
+            max_video_s=env_number("KDA_MAX_VIDEO_SECONDS", cls.max_video_s),
+            concurrency=int(env_number("KDA_CONCURRENCY", cls.concurrency)),
+            queue_size=int(env_number("KDA_QUEUE_SIZE", cls.queue_size)),
+            session_ttl_s=env_number("KDA_SESSION_TTL_SECONDS", cls.session_ttl_s),
+            llm=LLMConfig(
+                base_url=os.environ.get("OPENAI_BASE_URL") or None,
+                model=os.environ.get("KDA_LLM_MODEL") or None,
+                api_key=os.environ.get("OPENAI_API_KEY") or None,
+            ),
+        )
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
+
+
+def example_videos() -> list[Path]:
+    """The bundled example videos (local files, so they never die like URLs do)."""
+    if not EXAMPLES_DIR.is_dir():
+        return []
+    return sorted(p for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in VIDEO_TYPES)
