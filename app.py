@@ -18,6 +18,7 @@ import gradio as gr
 
 from demo import classify, embeddings, heatmaps, knowledge
 from demo.settings import DEFAULT_CHECKPOINT, EXAMPLES_DIR, ROOT, Settings
+from kda.device import resolve_device
 from kda.errors import KdaError
 from kda.media.decode import DEFAULT_LIMITS
 from kda.studio import Studio
@@ -83,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), help="port to listen on"
     )
+    parser.add_argument(
+        "--device", default=os.environ.get("KDA_DEVICE", "auto"), help="auto, cpu, cuda or cuda:N (env KDA_DEVICE)"
+    )
     return parser.parse_args(argv)
 
 
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         DEFAULT_LIMITS, max_duration_s=settings.max_video_s, max_bytes=settings.max_upload_bytes
     )
     try:
-        studio = Studio.load(checkpoint_location(args.checkpoint), limits=limits)
+        studio = Studio.load(checkpoint_location(args.checkpoint), limits=limits, device=resolve_device(args.device))
     except KdaError as e:
         raise SystemExit(f"app.py: cannot load checkpoint {args.checkpoint!r}: {e}") from None
     app = build_app(studio, settings)

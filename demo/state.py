@@ -34,14 +34,9 @@ class Visitor:
     def rescore(self, studio: Studio) -> Prediction | None:
         """The last video's prediction against the knowledge as it stands now (features are kept, so this is
         one forward pass, not a new extraction)."""
-        old = self.prediction
-        if old is None:
-            return None
-        audio = old.audio if old.has_audio else None
-        new = studio.classify_features(audio, old.visual, self.session, self.top_k, old.notes, old.source)
-        new.notes = list(dict.fromkeys(new.notes))  # classify_features repeats the no-audio note
-        self.prediction = new
-        return new
+        if self.prediction is not None:
+            self.prediction = studio.rescore(self.prediction, self.session, self.top_k)
+        return self.prediction
 
     def embedding_maps(self, studio: Studio, method: str) -> dict[str, EmbeddingMap]:
         """The four maps, cached per (method, knowledge version, query) so switching back is instant."""

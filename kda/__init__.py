@@ -42,6 +42,9 @@ PUBLIC_API = {
     "ModelConfig": "kda.model",
     "LossConfig": "kda.losses",
     "TrainConfig": "kda.train",  # kda.train.train runs the protocol (a function named like its module)
+    "get_preset": "kda.presets",  # 'paper' (default) or 'released': every difference in kda/presets.py
+    "reproduce": "kda.reproduce",  # the public AVCA features -> results table + checkpoint
+    "push_checkpoint": "kda.hub",  # upload a checkpoint with its model card
     "load_benchmark": "kda.benchmark",
     "gzsl_metrics": "kda.metrics",
     # errors

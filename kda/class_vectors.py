@@ -7,6 +7,9 @@ Precomputed files:
 A knowledge file (`"format": "kda-knowledge/1"`) is encoded with the given text encoder into t_c by
 `kda.knowledge.embed.class_vector` (the L2-normalised mean of the class's encoded texts, name included).
 Precomputed vectors are L2-normalised on load the same way (`unit_rows`), so every t_c is unit length.
+With `raw=True` (the `released` preset) nothing is normalised: precomputed vectors are taken as they are, and a
+knowledge file gives the plain mean of its texts' raw text embeddings (`raw_text_vectors`), as the released code
+made its targets.
 """
 
 from __future__ import annotations
@@ -94,14 +97,16 @@ def save_vectors(path: str | Path, names: list[str], vectors: np.ndarray, encode
     return path
 
 
-def load_vectors(path: str | Path, text_encoder: str | None = None) -> ClassVectors:
-    """Read a precomputed embeddings file, or encode a knowledge file with `text_encoder` (its id)."""
-    vectors = read_vectors(Path(path), text_encoder)
-    vectors.vectors = unit_rows(vectors.vectors)
+def load_vectors(path: str | Path, text_encoder: str | None = None, raw: bool = False) -> ClassVectors:
+    """Read a precomputed embeddings file, or encode a knowledge file with `text_encoder` (its id). Unit rows,
+    unless `raw`: then the vectors as stored, or the raw mean of the text embeddings."""
+    vectors = read_vectors(Path(path), text_encoder, raw)
+    if not raw:
+        vectors.vectors = unit_rows(vectors.vectors)
     return vectors
 
 
-def read_vectors(path: Path, text_encoder: str | None) -> ClassVectors:
+def read_vectors(path: Path, text_encoder: str | None, raw: bool = False) -> ClassVectors:
     if not path.is_file():
         raise FileNotFoundError(f"knowledge file {path} does not exist")
     if path.suffix == ".npz":
@@ -119,7 +124,7 @@ def read_vectors(path: Path, text_encoder: str | None) -> ClassVectors:
         vectors = np.asarray([data["embeddings"][n] for n in names], dtype=np.float32)
         return ClassVectors(names, vectors, data.get("encoder", PRECOMPUTED))
     if isinstance(data, dict) and str(data.get("format", "")).startswith("kda-knowledge/"):
-        return encode_knowledge_file(path, text_encoder)
+        return encode_raw_mean(path, text_encoder) if raw else encode_knowledge_file(path, text_encoder)
     raise KdaError(f"{path}: neither a knowledge file ('format': 'kda-knowledge/1') nor an embeddings file")
 
 
@@ -159,3 +164,33 @@ def encode_knowledge_file(path: Path, text_encoder: str | None) -> ClassVectors:
     names = list(knowledge.class_ids)
     text_vectors = TextVectors(encoder.id, encoder.fingerprint(), {t: v for (_, t), v in cache.vectors.items()})
     return ClassVectors(names, embedding_matrix(embeddings, names), encoder.id, knowledge, text_vectors)
+
+
+def raw_text_vectors(encoder, texts: list[str]) -> np.ndarray:
+    """(N, E) text embeddings before the encoder's L2 normalisation: for a CLIP text tower the projected
+    end-of-text features (what the released code averaged); other encoders only give unit vectors."""
+    from kda.knowledge.encoders import BATCH_SIZE, ClipTextEncoder, encode_tokens
+
+    if not isinstance(encoder, ClipTextEncoder):
+        return encoder.encode(texts)
+    import torch
+
+    with torch.inference_mode():
+        tokens = encoder.tokenizer(texts)  # (N, context_length)
+        chunks = [encode_tokens(encoder.model, tokens[i : i + BATCH_SIZE]) for i in range(0, len(texts), BATCH_SIZE)]
+        return torch.cat(chunks).float().numpy()
+
+
+def encode_raw_mean(path: Path, text_encoder: str | None) -> ClassVectors:
+    """t_c = the plain mean of the raw text embeddings of the class's name and descriptions (no normalisation).
+    No per-text vectors are kept: the app's incremental edits make unit t_c, which these are not."""
+    from kda.knowledge import DEFAULT_TEXT_ENCODER, load_knowledge, load_text_encoder
+
+    knowledge = load_knowledge(path)
+    encoder = load_text_encoder(text_encoder or DEFAULT_TEXT_ENCODER)
+    names = list(knowledge.class_ids)
+    texts = [knowledge.texts(c) for c in names]
+    vectors = raw_text_vectors(encoder, [t for group in texts for t in group])  # (sum of texts, E)
+    bounds = np.cumsum([0] + [len(group) for group in texts])
+    means = np.stack([vectors[bounds[i] : bounds[i + 1]].mean(axis=0) for i in range(len(names))])  # (C, E)
+    return ClassVectors(names, means.astype(np.float32), encoder.id, knowledge)

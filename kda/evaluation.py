@@ -11,7 +11,7 @@ import torch
 
 from kda.benchmark import VideoSet
 from kda.class_vectors import ClassVectors
-from kda.metrics import BETA_GRID, GZSLResult, gzsl_metrics, search_beta
+from kda.metrics import GZSLResult, gzsl_metrics, search_beta
 from kda.model import KDAModel, check_dims
 
 
@@ -25,22 +25,23 @@ class Evaluation:
     seen_mask: np.ndarray  # (C,) bool
     urls: list[str]
 
-    def metrics(self, beta: float | None = None) -> GZSLResult:
-        """At a fixed beta, or at the beta with the best HM when beta is None."""
+    def metrics(self, beta: float | None = None, grid: str = "gaps") -> GZSLResult:
+        """At a fixed beta, or at the beta with the best HM on `grid` (kda.metrics.BETA_GRIDS) when beta is None."""
         if beta is None:
-            return search_beta(self.distances, self.labels, self.seen_mask, BETA_GRID)
+            return search_beta(self.distances, self.labels, self.seen_mask, grid)
         return gzsl_metrics(self.distances, self.labels, self.seen_mask, beta)
 
 
 @torch.no_grad()
 def embed_videos(model: KDAModel, audio: np.ndarray, visual: np.ndarray, batch: int = 4096) -> torch.Tensor:
-    """rho_av for a set of videos, in eval mode. (N, Da), (N, Dv) -> (N, E)."""
+    """rho_av for a set of videos, in eval mode, on the model's device. (N, Da), (N, Dv) -> (N, E) on the CPU."""
     model.eval()
+    device = next(model.parameters()).device
     out = [
-        model(torch.from_numpy(audio[i : i + batch]), torch.from_numpy(visual[i : i + batch]))
+        model(torch.from_numpy(audio[i : i + batch]).to(device), torch.from_numpy(visual[i : i + batch]).to(device))
         for i in range(0, len(audio), batch)
     ]
-    return torch.cat(out) if out else torch.zeros(0, model.cfg.embed_dim)
+    return torch.cat(out).cpu() if out else torch.zeros(0, model.cfg.embed_dim)
 
 
 def evaluate(

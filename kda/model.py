@@ -27,7 +27,14 @@ class ModelConfig:
     ff_hidden: int = 64  # feed-forward bottleneck of the attention block
     attn_dropout: float = 0.1
     mlp_dropout: float = 0.0  # encoders and projectors (the released runs use 0)
-    normalize_output: bool = True  # L2-normalise rho_av (the released cls setting does)
+    normalize_output: bool = True  # L2-normalise rho_av (the released code never does)
+    # The fields below reproduce the released code's forward (kda.presets 'released'); the defaults are the
+    # paper's network. Checkpoints written before they existed load with the defaults, i.e. unchanged.
+    input_norm: bool = True  # standardise inputs with training-set statistics (released: raw features)
+    normalize_concat: bool = False  # L2-normalise [theta_v; theta_a] before W (released, cls setting only)
+    double_skip: bool = False  # phi_att = phi + block(phi + p): the skip added twice, as released
+    attention_weight_dropout: bool = True  # dropout on the attention weights too (released: output only)
+    init: str = "paper"  # "released": p ~ N(0, 1) and W ~ U(0, 1) * 2e-4, as the released code starts
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,18 +63,19 @@ def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float) -> nn.Sequential
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, width: int, heads: int, head_dim: int, dropout: float):
+    def __init__(self, width: int, heads: int, head_dim: int, dropout: float, weight_dropout: bool = True):
         super().__init__()
         self.heads, self.head_dim = heads, head_dim
         self.qkv = nn.Linear(width, 3 * heads * head_dim, bias=False)
         self.out = nn.Linear(heads * head_dim, width)
         self.dropout = dropout
+        self.weight_dropout = weight_dropout  # False: dropout after the output projection only (released)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, hd)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p)  # (B, H, T, hd)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p if self.weight_dropout else 0.0)  # (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, self.heads * self.head_dim)
         return F.dropout(self.out(y), p, self.training)
 
@@ -79,7 +87,7 @@ class CrossAttentionBlock(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.norm1 = nn.LayerNorm(cfg.width)
-        self.attn = SelfAttention(cfg.width, cfg.heads, cfg.head_dim, cfg.attn_dropout)
+        self.attn = SelfAttention(cfg.width, cfg.heads, cfg.head_dim, cfg.attn_dropout, cfg.attention_weight_dropout)
         self.norm2 = nn.LayerNorm(cfg.width)
         self.ff = nn.Sequential(
             nn.Linear(cfg.width, cfg.ff_hidden),
@@ -127,6 +135,16 @@ class KDAModel(nn.Module):
         self.audio_projector = mlp(cfg.width, cfg.width, cfg.width, cfg.mlp_dropout)
         self.visual_projector = mlp(cfg.width, cfg.width, cfg.width, cfg.mlp_dropout)
         self.embedding = nn.Linear(2 * cfg.width, cfg.embed_dim, bias=False)  # W in rho = W [theta_v; theta_a]
+        if cfg.init == "released":
+            self.init_released()
+        elif cfg.init != "paper":
+            raise KdaError(f"unknown model init {cfg.init!r}; choose paper or released")
+
+    @torch.no_grad()
+    def init_released(self) -> None:
+        """The released code's starting point: standard-normal position vectors, W uniform in [0, 2e-4)."""
+        self.position.normal_()
+        self.embedding.weight.uniform_(0.0, 1.0).mul_(2e-4)
 
     def forward(self, audio: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:
         """(B, Da), (B, Dv) -> rho_av (B, E)."""
@@ -138,16 +156,24 @@ class KDAModel(nn.Module):
         phi_v = self.visual_encoder(self.visual_norm(visual))  # (B, W)
         phi = torch.stack([phi_a, phi_v], dim=1)  # (B, 2, W)
         phi_att = self.cross_attention(phi + self.position)  # (B, 2, W)
+        if self.cfg.double_skip:  # released: the block's own residual plus this one, 2 phi + p + Attn + FF
+            phi_att = phi + phi_att
         theta_a = self.audio_projector(phi_att[:, 0])
         theta_v = self.visual_projector(phi_att[:, 1])
-        rho = self.embedding(torch.cat([theta_v, theta_a], dim=1))  # (B, E)
+        concat = torch.cat([theta_v, theta_a], dim=1)  # (B, 2W)
+        if self.cfg.normalize_concat:
+            concat = F.normalize(concat, dim=1)
+        rho = self.embedding(concat)  # (B, E)
         if self.cfg.normalize_output:
             rho = F.normalize(rho, dim=1)
         return {"phi_a": phi[:, 0], "phi_v": phi[:, 1], "theta_a": theta_a, "theta_v": theta_v, "rho_av": rho}
 
     @torch.no_grad()
     def fit_input_norm(self, audio, visual) -> None:
-        """Set the input standardisation from training features (N, Da), (N, Dv)."""
+        """Set the input standardisation from training features (N, Da), (N, Dv); with `input_norm` off the
+        inputs stay raw (mean 0, std 1 kept)."""
+        if not self.cfg.input_norm:
+            return
         self.audio_norm.fit(torch.as_tensor(audio, dtype=torch.float32))
         self.visual_norm.fit(torch.as_tensor(visual, dtype=torch.float32))
 

@@ -72,6 +72,7 @@ class KnowledgeSession:
         self.history: list[Snapshot] = []
         self.version = 0
         self.last_encoded = 0  # texts the last change encoded (cache misses)
+        self.lock = threading.RLock()  # one person can fire two events at once (two tabs, a double click)
 
     # -- what the model compares videos with --------------------------------------------------------
 
@@ -174,12 +175,13 @@ class KnowledgeSession:
 
     def undo(self) -> bool:
         """Take back the last change; False when there is none."""
-        if not self.history:
-            return False
-        self.restore(self.history.pop())
-        self.version += 1
-        self.last_encoded = 0
-        return True
+        with self.lock:
+            if not self.history:
+                return False
+            self.restore(self.history.pop())
+            self.version += 1
+            self.last_encoded = 0
+            return True
 
     # -- machinery ------------------------------------------------------------------------------------
 
@@ -200,16 +202,17 @@ class KnowledgeSession:
         `apply`); on any error, put everything back as it was."""
         if needs_encoder:
             self.require_editable()
-        before = self.snapshot()
-        try:
-            result = apply()
-            self.refresh(touched() if callable(touched) else touched)
-        except BaseException:
-            self.restore(before)
-            raise
-        self.history = [*self.history[-(UNDO_DEPTH - 1) :], before]
-        self.version += 1
-        return result
+        with self.lock:
+            before = self.snapshot()
+            try:
+                result = apply()
+                self.refresh(touched() if callable(touched) else touched)
+            except BaseException:
+                self.restore(before)
+                raise
+            self.history = [*self.history[-(UNDO_DEPTH - 1) :], before]
+            self.version += 1
+            return result
 
     def refresh(self, class_ids: Sequence[str]) -> None:
         """t_c of `class_ids`: the checkpoint's row when the class is as the checkpoint has it, else encoded."""

@@ -31,6 +31,7 @@ from kda.media.extract import DEFAULT_MAX_CLIPS, DEFAULT_MAX_EXAMPLES, Progress,
 from kda.model import check_dims
 from kda.session import Embedder, KnowledgeSession
 
+NO_AUDIO_NOTE = "no audio track: a visual-only prediction (audio set to its training mean)"
 NOT_ENCODED = ("precomputed", "synthetic")  # text-encoder ids of knowledge that came as vectors, not texts
 # Offline (random) extractor weights give meaningless features however many clips they see, so they get one
 # C3D clip (~1.3 s on 2 cores) instead of DEFAULT_MAX_CLIPS (~20 s): the same code path, a fast demo.
@@ -89,9 +90,11 @@ class Studio:
         max_clips: int | None = None,  # C3D clips per video; None: DEFAULT_MAX_CLIPS, or OFFLINE_MAX_CLIPS offline
         max_examples: int = DEFAULT_MAX_EXAMPLES,
         text_encoder=None,
+        device="cpu",  # where the model and the extractor's networks run (kda.device.resolve_device)
     ):
         self.checkpoint = checkpoint
-        self.model = checkpoint.model.eval()
+        self.device = torch.device(device)
+        self.model = checkpoint.model.to(self.device).eval()
         # Synthetic features ('none') have no extractor of their own: offline weights keep the path runnable.
         self.weights = "pretrained" if checkpoint.feature_weights == "pretrained" else "offline"
         self.limits, self.max_examples = limits, max_examples
@@ -173,6 +176,7 @@ class Studio:
                 max_clips=self.max_clips,
                 max_examples=self.max_examples,
                 limits=self.limits,
+                device=self.device,
                 progress=progress,
             )
 
@@ -215,15 +219,15 @@ class Studio:
         """Classify one video's features (Da,) or None, (Dv,) against the session's classes."""
         session = session or self.base
         notes = list(notes)
-        audio_mean = self.model.audio_norm.mean.numpy()
+        audio_mean = self.model.audio_norm.mean.cpu().numpy()
         has_audio = audio is not None
         if not has_audio:
             audio = audio_mean
-            notes.append("no audio track: a visual-only prediction (audio set to its training mean)")
+            notes.append(NO_AUDIO_NOTE)
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         visual = np.asarray(visual, dtype=np.float32).reshape(-1)
         check_dims(self.model.cfg, len(audio), len(visual), source=source)
-        visual_mean = self.model.visual_norm.mean.numpy()
+        visual_mean = self.model.visual_norm.mean.cpu().numpy()
         batch_a = np.stack([audio, audio_mean, audio])  # full, without audio, without visual
         batch_v = np.stack([visual, visual, visual_mean])
         rho = embed_videos(self.model, batch_a, batch_v)  # (3, E)
@@ -259,6 +263,13 @@ class Studio:
             source=source,
             notes=notes,
         )
+
+    def rescore(self, prediction: Prediction, session: KnowledgeSession | None = None, top_k: int = 5) -> Prediction:
+        """The same video against the session's knowledge as it stands now: one forward pass on the features
+        the prediction kept, no new extraction."""
+        audio = prediction.audio if prediction.has_audio else None
+        notes = [n for n in prediction.notes if n != NO_AUDIO_NOTE]
+        return self.classify_features(audio, prediction.visual, session, top_k, notes, prediction.source)
 
     def require_samples(self) -> ReferenceSamples:
         if self.samples is None or not len(self.samples):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -28,7 +28,7 @@ from kda.class_vectors import ClassVectors
 from kda.errors import KdaError
 from kda.evaluation import evaluate
 from kda.losses import LossConfig, adaptive_margins, kda_loss
-from kda.metrics import GZSLResult
+from kda.metrics import BETA_GRIDS, GZSLResult
 from kda.model import DimensionMismatchError, KDAModel, ModelConfig, check_dims
 
 PROTOCOLS = ("paper", "released")
@@ -45,6 +45,9 @@ class TrainConfig:
     class_balanced: bool = True  # sample every class equally often
     seed: int = 42
     protocol: str = "paper"
+    batches_per_epoch: int | None = None  # None: one pass over the videos; N: N batches of batch_size draws
+    beta_grid: str = "gaps"  # kda.metrics.BETA_GRIDS: "gaps" (every decision gap) or "avca" (0..3 step 0.2)
+    preset: str = "paper"  # the kda.presets entry these settings came from (recorded, not read)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,11 +74,23 @@ class TrainResult:
     log: list[EpochLog] = field(default_factory=list)
 
 
-def balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One epoch of indices (as many as there are videos), each class drawn equally often."""
+def balanced_order(labels: np.ndarray, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
+    """One epoch of `size` indices (default: as many as there are videos), each class drawn equally often."""
     classes, counts = np.unique(labels, return_counts=True)
     weight = (1.0 / counts)[np.searchsorted(classes, labels)]
-    return rng.choice(len(labels), size=len(labels), replace=True, p=weight / weight.sum())
+    size = len(labels) if size is None else size
+    return rng.choice(len(labels), size=size, replace=True, p=weight / weight.sum())
+
+
+def epoch_order(labels: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> np.ndarray:
+    """The training indices of one epoch: one pass over the videos, or `batches_per_epoch` full batches
+    (the released code's 50 x 2048 = 102,400 class-balanced draws)."""
+    if cfg.batches_per_epoch is None:
+        return balanced_order(labels, rng) if cfg.class_balanced else rng.permutation(len(labels))
+    size = cfg.batches_per_epoch * cfg.batch_size
+    if cfg.class_balanced:
+        return balanced_order(labels, rng, size)
+    return rng.choice(len(labels), size=size, replace=True)
 
 
 def batches(order: np.ndarray, size: int):
@@ -87,7 +102,7 @@ def batches(order: np.ndarray, size: int):
 
 def train_epoch(model, optimizer, data: TrainingTensors, margins, loss_cfg, cfg: TrainConfig, rng) -> dict:
     model.train()
-    order = balanced_order(data.labels.numpy(), rng) if cfg.class_balanced else rng.permutation(len(data.labels))
+    order = epoch_order(data.labels.numpy(), cfg, rng)
     totals: dict[str, float] = {}
     steps = 0
     for idx in batches(order, cfg.batch_size):
@@ -169,7 +184,7 @@ def run_stage(
         parts = train_epoch(model, optimizer, data, margins, loss_cfg, cfg, rng)
         entry = EpochLog(stage_number, epoch, lr, parts["total"], parts["align"], parts.get("margin"))
         if evaluate_each_epoch:
-            result = evaluate(model, stage.evaluation, knowledge, stage.seen, stage.unseen).metrics()
+            result = evaluate(model, stage.evaluation, knowledge, stage.seen, stage.unseen).metrics(grid=cfg.beta_grid)
             entry.metrics = result.to_dict()
             plateau.step(result.hm)
             if result.hm > best_hm:
@@ -201,6 +216,10 @@ def train(
     """Train and evaluate one model on a benchmark. `knowledge` must be bound to `bench.classes`."""
     if cfg.protocol not in PROTOCOLS:
         raise KdaError(f"unknown protocol {cfg.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if cfg.beta_grid not in BETA_GRIDS:
+        raise KdaError(f"unknown beta grid {cfg.beta_grid!r}; choose one of {', '.join(BETA_GRIDS)}")
+    if cfg.batches_per_epoch is not None and cfg.batches_per_epoch < 1:
+        raise KdaError(f"`batches_per_epoch` must be at least 1 (or None for one pass), not {cfg.batches_per_epoch}")
     if knowledge.names != bench.classes:
         raise KdaError("knowledge is not bound to the benchmark's class list (use ClassVectors.bind)")
     check_dims(model_cfg, *bench.dims, source=f"benchmark at {bench.root}")
@@ -230,6 +249,7 @@ def train(
         stage_2, vectors, model_cfg, loss_cfg, cfg, 2, epoch, schedule, evaluate_each_epoch=False, **kwargs
     )
     test = evaluate(model, stage_2.evaluation, vectors, stage_2.seen, stage_2.unseen).metrics(validation.beta)
+    test = replace(test, grid=f"beta chosen on validation, {validation.grid}")
     return TrainResult(model, validation.beta, epoch, validation, test, log + log_2)
 
 

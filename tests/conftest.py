@@ -25,3 +25,61 @@ def media_files(tmp_path_factory):
     from media_factory import make_all
 
     return make_all(tmp_path_factory)
+
+
+# The fewest videos `kda extract` makes a root of that both stages train on: class A seen (two training videos),
+# B unseen in stage 1 and seen in stage 2, C unseen in stage 2.
+TINY_SPLITS = {
+    "A_0.mp4": ("A", "stage_1_train"),
+    "A_1.mp4": ("A", "stage_1_train"),
+    "A_2.mp4": ("A", "stage_1_val_seen"),
+    "B_0.mp4": ("B", "stage_1_val_unseen"),
+    "B_1.mp4": ("B", "stage_2_test_seen"),
+    "C_0.mp4": ("C", "stage_2_test_unseen"),
+}
+TINY_EXTRACT = ["--setting", "cls", "--weights", "offline", "--max-clips", "1", "--max-examples", "1", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def tiny_videos(tmp_path_factory):
+    """Six one-second clips of three classes (made by ffmpeg) and their labels CSV with a split column."""
+    import csv
+
+    from media_factory import write_clip
+
+    folder = tmp_path_factory.mktemp("tiny_videos")
+    colors = {"A": "red", "B": "green", "C": "blue"}
+    for i, (name, (label, _)) in enumerate(TINY_SPLITS.items()):
+        write_clip(folder / name, colors[label], seconds=1.0, tone=300 + 60 * i)
+    with (folder / "labels.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["filename", "label", "split"])
+        writer.writerows([name, label, split] for name, (label, split) in TINY_SPLITS.items())
+    return folder
+
+
+def run_cli(*args) -> tuple[int, str, str]:
+    """`python -m kda ARGS` in this process (backbones stay loaded): exit code, stdout, stderr."""
+    import contextlib
+    import io
+
+    from kda.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main([str(a) for a in args])
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tiny_videos, tmp_path_factory):
+    """`tiny_videos` through `kda extract` (cls setting, offline weights, one C3D clip and one audio example per
+    video) into a dataset root named 'tiny'. Tests that change it work on a copy."""
+    out = tmp_path_factory.mktemp("tiny_root")
+    code, stdout, stderr = run_cli(
+        "extract", "--videos", tiny_videos, "--labels", tiny_videos / "labels.csv", "--out", out,
+        "--dataset", "tiny", *TINY_EXTRACT,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "6 extracted, 0 already there" in stdout, stdout
+    return out

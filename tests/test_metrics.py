@@ -53,7 +53,7 @@ def test_calibrated_stacking_moves_predictions_to_unseen():
     # beta 0.3: video 0 -> 0.6 vs 0.5 -> unseen class 2 wins; video 1 -> 0.4 vs 0.8 stays seen.
     r = gzsl_metrics(d, labels, seen, beta=0.3)
     assert (r.seen, r.unseen) == (100.0, 100.0)
-    best = search_beta(d, labels, seen)
+    best = search_beta(d, labels, seen, BETA_GRID)
     assert best.hm == 100.0 and best.beta == pytest.approx(0.4)  # smallest grid beta > 0.2 that works
 
 
@@ -82,6 +82,6 @@ def test_helpers_and_serialisation():
     assert harmonic_mean(0.0, 0.0) == 0.0
     assert mean_class_recall(np.array([1]), np.array([1]), np.array([0, 1])) == 1.0
     r = gzsl_metrics(np.array([[0.0, 1.0]]), np.array([0]), np.array([True, False]), 0.0)
-    assert set(r.to_dict()) == {"seen", "unseen", "hm", "zsl", "beta"}
+    assert set(r.to_dict()) == {"seen", "unseen", "hm", "zsl", "beta", "grid"}
     assert "HM" in r.table() and "100.00" in r.table()
     assert len(BETA_GRID) == 16 and BETA_GRID[-1] == pytest.approx(3.0)

@@ -220,3 +220,15 @@ def test_text_encoder_of_the_demo_is_the_real_minilm():
     np.testing.assert_allclose(
         class_vector(encoder.encode(ckpt.knowledge_file.texts("ApplyLipstick"))), ckpt.knowledge[row], atol=1e-6
     )
+
+
+def test_rescore_follows_the_knowledge_and_keeps_the_notes_once(studio, media_files):
+    session = studio.new_session()
+    silent = studio.classify(media_files["no_audio"], session)
+    top = silent.gzsl[0].class_id
+    session.edit(top, UNRELATED, name="Quarterly Tax Report")
+    again = studio.rescore(silent, session)
+    assert again.notes == silent.notes  # the no-audio note once, not twice
+    assert again.scores[session.class_ids.index(top)].distance != silent.scores[session.class_ids.index(top)].distance
+    session.reset()
+    assert studio.rescore(silent, session).scores == silent.scores

@@ -21,16 +21,18 @@ def register(subparsers) -> None:
     p.add_argument("--top-k", type=int, default=5, help="classes to show")
     p.add_argument("--zsl", action="store_true", help="rank unseen classes only")
     p.add_argument("--json", dest="json_out", help="also write the prediction as JSON to this file")
+    p.add_argument("--device", default="auto", help="where the networks run: auto, cpu, cuda or cuda:N")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from kda.cli import CliError
+    from kda.device import resolve_device
     from kda.studio import Studio
 
     if args.top_k < 1:
         raise CliError("--top-k must be at least 1")
-    studio = Studio.load(args.checkpoint)
+    studio = Studio.load(args.checkpoint, device=resolve_device(args.device))
     prediction = studio.classify(args.video, top_k=args.top_k)
     ranked = prediction.zsl if args.zsl else prediction.gzsl
     print(f"{'ZSL (unseen classes only)' if args.zsl else f'GZSL (beta {prediction.beta:.2f})'}: {prediction.source}")

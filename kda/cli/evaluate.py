@@ -19,6 +19,7 @@ def register(subparsers) -> None:
     p.add_argument("--root", required=True, help="dataset root")
     p.add_argument("--dataset", help=f"{', '.join(DATASETS)} or a `kda extract` name; default: the checkpoint's")
     p.add_argument("--beta", type=float, help="override the checkpoint's beta")
+    p.add_argument("--device", default="auto", help="where the model runs: auto, cpu, cuda or cuda:N")
     p.add_argument("--json", dest="json_out", help="write seen, unseen, hm, zsl, beta as JSON to this file")
     p.add_argument(
         "--scores-out",
@@ -32,9 +33,11 @@ def run(args) -> int:
     from kda.benchmark import load_benchmark
     from kda.checkpoint import load_checkpoint
     from kda.cli import CliError
+    from kda.device import resolve_device
     from kda.evaluation import evaluate_checkpoint, save_scores
 
     ckpt = load_checkpoint(args.checkpoint)
+    ckpt.model.to(resolve_device(args.device))
     dataset = args.dataset or ckpt.provenance.get("dataset")
     if dataset is None:
         raise CliError("the checkpoint does not record its dataset; pass --dataset")

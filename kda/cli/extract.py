@@ -11,6 +11,7 @@ def register(subparsers) -> None:
     from kda.media.backbones import WEIGHTS
     from kda.media.decode import Limits
     from kda.media.extract import DEFAULT_FRAMES, DEFAULT_MAX_CLIPS, DEFAULT_MAX_EXAMPLES
+    from kda.media.pipeline import DEFAULT_BATCH, PRECISIONS
     from kda.settings import list_settings
 
     p = subparsers.add_parser(
@@ -38,7 +39,10 @@ def register(subparsers) -> None:
         help="'pretrained': the public weight files (downloaded and verified); 'offline': seeded random weights",
     )
     p.add_argument(
-        "--max-clips", type=int, default=DEFAULT_MAX_CLIPS, help="cap on C3D clips per video (spread evenly)"
+        "--max-clips",
+        type=int,
+        help=f"speed cap on C3D clips per video, spread evenly (e.g. {DEFAULT_MAX_CLIPS}), recorded in "
+        "extraction.json; default: every clip, as the benchmark's features were made",
     )
     p.add_argument(
         "--max-examples", type=int, default=DEFAULT_MAX_EXAMPLES, help="cap on 0.96 s VGGish examples per video"
@@ -47,6 +51,15 @@ def register(subparsers) -> None:
     p.add_argument(
         "--max-minutes", type=float, default=Limits().max_duration_s / 60, help="refuse videos longer than this"
     )
+    p.add_argument("--device", default="auto", help="where the networks run: auto, cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: faster on GPUs, not benchmark-exact")
+    p.add_argument("--workers", type=int, default=0, help="decoding processes (0: decode in this process)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="clips (or examples) per network pass")
+    p.add_argument(
+        "--shard",
+        help="K/N: extract only part K of N of the labelled videos into OUT/shards/K-of-N (e.g. one job of an array)",
+    )
+    p.add_argument("--merge", action="store_true", help="combine the shard parts in OUT into the dataset root")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -55,11 +68,14 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from kda.cli import CliError
+    from kda.device import resolve_device
     from kda.media.decode import Limits
-    from kda.media.extract import extract_dataset
+    from kda.media.extract import extract_dataset, parse_shard
 
-    if min(args.max_clips, args.max_examples, args.frames) < 1 or args.max_minutes <= 0:
-        raise CliError("--max-clips, --max-examples and --frames must be at least 1, and --max-minutes positive")
+    if min(args.max_clips or 1, args.max_examples, args.frames, args.batch) < 1 or args.max_minutes <= 0:
+        raise CliError("--max-clips, --max-examples, --frames and --batch must be at least 1, --max-minutes positive")
+    if args.workers < 0 or (args.shard and args.merge):
+        raise CliError("--workers must be at least 0; --shard and --merge are separate runs")
 
     def log(message: str) -> None:
         tqdm.write(message, file=sys.stderr)  # keeps the progress bar intact
@@ -75,6 +91,12 @@ def run(args) -> int:
         max_examples=args.max_examples,
         frames=args.frames,
         limits=Limits(max_duration_s=args.max_minutes * 60),
+        device=resolve_device(args.device),
+        precision=args.precision,
+        workers=args.workers,
+        batch=args.batch,
+        shard=parse_shard(args.shard) if args.shard else None,
+        merge=args.merge,
         log=log,
         show_progress=not args.quiet,
     )

@@ -13,6 +13,8 @@ from tqdm.auto import tqdm
 from kda.benchmark import DATASETS
 from kda.cli import DefaultsFormatter
 from kda.losses import LOSS_PRESETS
+from kda.metrics import BETA_GRIDS
+from kda.presets import PRESETS
 from kda.settings import list_settings
 from kda.train import PROTOCOLS, TrainConfig
 
@@ -40,17 +42,38 @@ def register(subparsers) -> None:
     )
     p.add_argument("--text-encoder", help="text encoder id for a descriptions file (default: the CLIP default)")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        default="paper",
+        help="'paper': the method as published; 'released': exactly as the authors' released code trains "
+        "(batches, forward, init, loss, test-set selection; kda/presets.py lists every difference)",
+    )
     p.add_argument("--epochs", type=int, default=d.epochs, help="stage-1 epochs")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--batch-size", type=int, help="videos per batch (default: the preset's, 256 or 2048)")
+    p.add_argument(
+        "--batches-per-epoch",
+        type=int,
+        help="batches per epoch (default: the preset's; paper: one pass over the videos)",
+    )
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument(
+        "--beta-grid",
+        choices=BETA_GRIDS,
+        default=d.beta_grid,
+        help="calibrated-stacking search: 'gaps' tries every seen/unseen decision gap of the scores; 'avca' the "
+        "benchmark's 0..3 step 0.2 (for exact comparison with published numbers)",
+    )
+    p.add_argument(
         "--protocol",
         choices=PROTOCOLS,
-        default=d.protocol,
-        help="'paper': select on validation; 'released': the authors' selection on test (optimistic)",
+        help="'paper': select on validation; 'released': the authors' selection on test (optimistic); "
+        "default: the preset's",
     )
-    p.add_argument("--loss-preset", choices=list(LOSS_PRESETS), default="kda", help="'released': alignment only")
+    p.add_argument(
+        "--loss-preset", choices=list(LOSS_PRESETS), help="'released': alignment only; default: the preset's"
+    )
     p.add_argument("--no-balance", action="store_true", help="sample videos uniformly instead of per class")
     p.add_argument(
         "--samples-per-class",
@@ -80,23 +103,28 @@ def run(args) -> int:
     from kda.class_vectors import load_vectors
     from kda.cli import CliError
     from kda.losses import loss_preset
-    from kda.settings import get_setting
+    from kda.presets import get_preset
     from kda.train import to_checkpoint, train
 
-    if args.epochs < 1 or args.batch_size < 2:
-        raise CliError("--epochs must be at least 1 and --batch-size at least 2")
-    bench = load_benchmark(args.root, args.dataset, args.setting)
-    knowledge = load_vectors(knowledge_path(args), args.text_encoder).bind(bench.classes, known=bench.all_classes)
-    cfg = TrainConfig(
+    preset = get_preset(args.preset)
+    explicit = {k: v for k, v in (("batch_size", args.batch_size), ("protocol", args.protocol)) if v is not None}
+    if args.batches_per_epoch is not None:
+        explicit["batches_per_epoch"] = args.batches_per_epoch
+    cfg = preset.train_config(
         epochs=args.epochs,
-        batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
-        protocol=args.protocol,
         class_balanced=not args.no_balance,
+        beta_grid=args.beta_grid,
+        **explicit,
     )
-    model_cfg = get_setting(args.setting).model_config(embed_dim=knowledge.vectors.shape[1])
-    loss_cfg = loss_preset(args.loss_preset)
+    if cfg.epochs < 1 or cfg.batch_size < 2 or (cfg.batches_per_epoch is not None and cfg.batches_per_epoch < 1):
+        raise CliError("--epochs and --batches-per-epoch must be at least 1 and --batch-size at least 2")
+    bench = load_benchmark(args.root, args.dataset, args.setting)
+    knowledge = load_vectors(knowledge_path(args), args.text_encoder, raw=preset.raw_knowledge)
+    knowledge = knowledge.bind(bench.classes, known=bench.all_classes)
+    model_cfg = preset.model_config(args.setting, embed_dim=knowledge.vectors.shape[1])
+    loss_cfg = loss_preset(args.loss_preset) if args.loss_preset else preset.loss_config()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log_file = (out / "train_log.jsonl").open("w")
@@ -105,7 +133,7 @@ def run(args) -> int:
         log_file.write(json.dumps(asdict(entry)) + "\n")
         log_file.flush()
         if not args.quiet:
-            hm = f"  val HM {entry.metrics['hm']:.2f} (beta {entry.metrics['beta']:.1f})" if entry.metrics else ""
+            hm = f"  val HM {entry.metrics['hm']:.2f} (beta {entry.metrics['beta']:.3g})" if entry.metrics else ""
             tqdm.write(
                 f"stage {entry.stage} epoch {entry.epoch:3d}  lr {entry.lr:.0e}  loss {entry.loss:.4f}{hm}",
                 file=sys.stderr,
@@ -113,7 +141,7 @@ def run(args) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        if args.protocol == "released":
+        if cfg.protocol == "released":
             print("warning: protocol 'released' selects the epoch and beta on the TEST set", file=sys.stderr)
         result = train(bench, knowledge, model_cfg, loss_cfg, cfg, progress=not args.quiet, on_epoch=on_epoch)
     log_file.close()

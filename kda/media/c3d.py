@@ -15,6 +15,10 @@ from PIL import Image
 from torch import nn
 
 CLIP_FRAMES = 16  # frames per C3D clip; clips are consecutive and non-overlapping
+# The benchmark converted every video to 25 fps before reading all its frames: frame k of the converted file
+# is the frame shown at t = k / 25 s (a constant-rate re-encode repeats or drops native frames to get there).
+BENCHMARK_FPS = 25
+TIME_SLACK_S = 1e-6  # container timestamps are rounded: a frame starting within 1 us of t counts as shown at t
 RESIZE_HEIGHT, RESIZE_WIDTH = 128, 171  # Resize((128, 171)): aspect ratio not kept
 CROP = 112  # CenterCrop(112)
 CROP_TOP = round((RESIZE_HEIGHT - CROP) / 2)  # 8
@@ -69,6 +73,19 @@ def preprocess_frame(rgb: np.ndarray) -> np.ndarray:
     # ToTensor + Normalize; the RGB statistics land on the B, G, R channels in that order.
     scaled = crop.astype(np.float32) / np.float32(255.0)
     return ((scaled - MEAN) / STD).transpose(2, 0, 1)  # (3, 112, 112)
+
+
+def benchmark_frames(starts: np.ndarray, duration_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """The frames a 25 fps re-encode would keep: for t_k = start + k / 25 (k < round(25 * duration)), the
+    native frame shown at t_k, i.e. the last one starting at or before it.
+
+    starts (N,) ascending native frame start times in seconds -> indices (K,) into them, times (K,) seconds.
+    """
+    starts = np.asarray(starts, dtype=np.float64)
+    count = max(1, round(duration_s * BENCHMARK_FPS))
+    times = starts[0] + np.arange(count) / BENCHMARK_FPS  # (K,)
+    indices = np.searchsorted(starts, times + TIME_SLACK_S, side="right") - 1
+    return np.clip(indices, 0, len(starts) - 1), times
 
 
 def clip_count(num_frames: int) -> int:

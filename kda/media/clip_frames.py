@@ -51,13 +51,13 @@ def build_clip_image_encoder(pretrained: str | None) -> ClipImageEncoder:
     return ClipImageEncoder(model.visual.eval(), preprocess)
 
 
-def embed_frames(encoder: ClipImageEncoder, frames: np.ndarray) -> np.ndarray:
+def embed_frames(encoder: ClipImageEncoder, frames: np.ndarray, device="cpu") -> np.ndarray:
     """(n, H, W, 3) uint8 RGB frames -> (n, 512) float32 image embeddings, each L2-normalised
     (CLIP compares directions; the video feature is the mean of these, not re-normalised)."""
     out = []
     for start in range(0, len(frames), BATCH_FRAMES):
         batch = torch.stack([encoder.preprocess(Image.fromarray(f)) for f in frames[start : start + BATCH_FRAMES]])
         with torch.inference_mode():
-            emb = encoder.visual(batch)  # (b, 512)
-        out.append(torch.nn.functional.normalize(emb.float(), dim=-1).numpy())
+            emb = encoder.visual(batch.to(device))  # (b, 512)
+        out.append(torch.nn.functional.normalize(emb.float(), dim=-1).cpu().numpy())
     return np.concatenate(out)

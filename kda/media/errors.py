@@ -10,6 +10,7 @@ class MediaError(KdaError):
 
     def __init__(self, path, message: str):
         self.path = str(path)
+        self.reason = message  # the message without the path (rebuilds the error in another process)
         super().__init__(f"{path}: {message}")
 
 

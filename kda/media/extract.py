@@ -7,14 +7,15 @@ VGGish examples per video, spread evenly over it; whenever sampling drops anythi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from kda.benchmark import (
@@ -26,21 +27,16 @@ from kda.benchmark import (
     write_split_csv,
 )
 from kda.errors import KdaError
-from kda.media.backbones import Backbone, load_backbone
-from kda.media.c3d import clip_count, clip_frame_indices, clip_tensor
-from kda.media.clip_frames import embed_frames
-from kda.media.decode import DEFAULT_LIMITS, Limits, Video, open_video, read_audio, uniform_subset
-from kda.media.errors import CorruptMediaError, MediaError, NoAudioTrackError, UnsupportedCodecError
+from kda.media.c3d import BENCHMARK_FPS
+from kda.media.decode import DEFAULT_LIMITS, Limits
+from kda.media.errors import MediaError
 from kda.media.labels import LabelsError, assign, check_folders_filled, read_labels
-from kda.media.vggish import EXAMPLE_SAMPLES, log_mel_examples, num_examples
+from kda.media.pipeline import DEFAULT_BATCH, ExtractOptions, Networks, Progress, extract_in_process, extract_many
 from kda.settings import FeatureSetting, get_setting
 
 DEFAULT_MAX_CLIPS = 16  # C3D clips per video: ~2.3 s each on 2 CPU cores, so <= ~40 s per video
 DEFAULT_MAX_EXAMPLES = 64  # VGGish examples (0.96 s each) per video: ~75 ms each on 2 CPU cores
 DEFAULT_FRAMES = 8  # CLIP frames per video, evenly spaced in time
-VGGISH_BATCH = 32  # examples per forward pass (bounds memory)
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass
@@ -72,117 +68,22 @@ def extract_video(
     setting: str = "cls",
     *,
     weights: str = "pretrained",
-    max_clips: int = DEFAULT_MAX_CLIPS,
+    max_clips: int | None = None,  # None: every C3D clip (benchmark-exact); an int is a speed cap
     max_examples: int = DEFAULT_MAX_EXAMPLES,
     frames: int = DEFAULT_FRAMES,
     limits: Limits = DEFAULT_LIMITS,
+    device="cpu",
+    precision: str = "fp32",
+    batch: int = DEFAULT_BATCH,
     progress: Progress | None = None,
 ) -> VideoFeatures:
-    """Features of one video. Raises a `MediaError` subclass for a file that cannot be used; a video
-    without (usable) audio gives `audio=None` and a note (visual-only)."""
-    if min(max_clips, max_examples, frames) < 1:
-        raise KdaError(
-            f"`max_clips`, `max_examples` and `frames` must be >= 1, got {max_clips}, {max_examples}, {frames}"
-        )
-    spec = get_setting(setting).require_extractor()
-    video = open_video(path, limits)
-    visual_bb, audio_bb = load_backbone(spec.visual_backbone, weights), load_backbone(spec.audio_backbone, weights)
-    visual, visual_units, notes = embed_visual(spec, visual_bb, video, max_clips, frames, progress)
-    audio, audio_units, audio_notes = embed_audio(audio_bb, video.path, max_examples, limits, progress)
-    notes += audio_notes
-    for bb in (visual_bb, audio_bb):
-        if bb.offline:
-            notes.append(bb.source)
-    return VideoFeatures(
-        path=str(video.path),
-        setting=setting,
-        audio=audio,
-        visual=visual,
-        duration=video.duration_s,
-        offline=visual_bb.offline or audio_bb.offline,
-        notes=notes,
-        visual_units=visual_units,
-        audio_units=audio_units,
-    )
-
-
-def embed_visual(spec: FeatureSetting, backbone: Backbone, video: Video, max_clips, frames, progress):
-    """(Dv,) visual feature, (used, available) units, notes."""
-    notes = []
-    if video.downscaled:
-        notes.append(
-            f"frames decoded at {video.decode_width}x{video.decode_height} (from {video.width}x{video.height}) to bound memory"
-        )
-    if spec.visual_backbone == "c3d":
-        feature, used, total = c3d_feature(backbone.model, video, max_clips, progress)
-        if used < total:
-            notes.append(f"visual: C3D on {used} of {total} 16-frame clips, spread evenly (cap: {max_clips} clips)")
-    else:
-        feature, used, total = clip_feature(backbone.model, video, frames, progress)
-        notes.append(f"visual: CLIP on {used} frames spread evenly over {video.duration_s:.1f} s")
-    return feature, (used, total), notes
-
-
-def c3d_feature(model, video: Video, max_clips: int, progress: Progress | None):
-    """Mean fc7 over consecutive 16-frame clips (at most `max_clips` of them, spread evenly)."""
-
-    total = clip_count(video.num_frames)
-    chosen = uniform_subset(total, max_clips)
-    features = []
-    for done, clip in enumerate(chosen, start=1):
-        frames = video.frames(clip_frame_indices(video.num_frames, clip))  # (<=16, h, w, 3), one clip at a time
-        with torch.inference_mode():
-            features.append(model(clip_tensor(frames)[None])[0].numpy())  # (4096,)
-        if progress:
-            progress("visual", done, len(chosen))
-    return np.mean(features, axis=0).astype(np.float32), len(chosen), total
-
-
-def clip_feature(encoder, video: Video, frames: int, progress: Progress | None):
-    """Mean of the unit-length CLIP embeddings of `frames` frames spread evenly in time (a sample by
-    design, so never counted as capped)."""
-
-    indices = video.uniform_indices(frames)
-    embeddings = embed_frames(encoder, video.frames(indices))  # (n, 512)
-    if progress:
-        progress("visual", 1, 1)
-    return embeddings.mean(axis=0).astype(np.float32), len(indices), len(indices)
-
-
-def embed_audio(backbone: Backbone, path: Path, max_examples: int, limits: Limits, progress: Progress | None):
-    """(128,) audio feature or None, (used, available) examples, notes. A missing, undecodable or
-    damaged audio track leaves the video visual-only, said in a note."""
-
-    try:
-        audio = read_audio(path, limits)
-    except (NoAudioTrackError, UnsupportedCodecError, CorruptMediaError) as e:
-        reason = "no audio track" if isinstance(e, NoAudioTrackError) else f"audio unusable ({type(e).__name__})"
-        return None, (0, 0), [f"{reason}: visual-only features"]
-    notes = list(audio.notes)
-    samples = audio.samples
-    total = num_examples(len(samples))
-    if total == 0:  # the benchmark would have produced no example (and a NaN mean): pad to one example
-        notes.append(f"audio of {audio.duration_s:.2f} s is shorter than one 0.96 s example: zero-padded to one")
-        samples = np.pad(samples, (0, EXAMPLE_SAMPLES - len(samples)))
-        total = 1
-    chosen = uniform_subset(total, max_examples)
-    if len(chosen) < total:
-        notes.append(f"audio: VGGish on {len(chosen)} of {total} 0.96 s examples, spread evenly (cap: {max_examples})")
-    feature = vggish_feature(backbone, samples, chosen)
-    if progress:
-        progress("audio", 1, 1)
-    return feature, (len(chosen), total), notes
-
-
-def vggish_feature(backbone: Backbone, samples: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Mean over the chosen examples of the PCA'd, 8-bit quantised VGGish embeddings: (128,) in 0..255."""
-
-    quantised = []
-    for start in range(0, len(chosen), VGGISH_BATCH):
-        examples = torch.from_numpy(log_mel_examples(samples, chosen[start : start + VGGISH_BATCH]))  # (b, 96, 64)
-        with torch.inference_mode():
-            quantised.append(backbone.extra(backbone.model(examples[:, None])))  # (b, 128)
-    return torch.cat(quantised).mean(dim=0).numpy().astype(np.float32)
+    """Features of one video, in memory. Raises a `MediaError` subclass for a file that cannot be used; a
+    video without (usable) audio gives `audio=None` and a note (visual-only). `max_clips=None`: every clip."""
+    options = ExtractOptions(setting, max_clips, max_examples, frames, limits).check()
+    result = extract_in_process(path, options, Networks(setting, weights, device, precision), batch, progress)
+    if isinstance(result, MediaError):
+        raise result
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,6 +91,10 @@ def vggish_feature(backbone: Backbone, samples: np.ndarray, chosen: np.ndarray) 
 
 CACHE_DIR = ".kda-extract"  # per-video results inside the output root: what makes a run resumable
 MANIFEST = EXTRACTION_MANIFEST
+
+
+SHARDS_DIR = "shards"  # OUT/shards/K-of-N/: what `shard=(K, N)` writes; `merge` reads every part
+PART_MANIFEST = "part.json"
 
 
 @dataclass
@@ -205,11 +110,17 @@ class ExtractSummary:
     visual_only: list[str] = field(default_factory=list)  # no usable audio: left out of the layout
     offline: bool = False
     caps: str = ""
+    shard: tuple[int, int] | None = None  # (K, N) when only part K of N was extracted (no layout written yet)
 
     def line(self) -> str:
         written = self.videos - len(self.failed) - len(self.visual_only)
+        where = (
+            f"shard {self.shard[0]}/{self.shard[1]}: {written} of {self.videos} videos of this part in"
+            if self.shard
+            else f"{written} of {self.videos} videos written to"
+        )
         parts = [
-            f"{written} of {self.videos} videos written to {self.root} ({self.setting} features, dataset {self.dataset!r})",
+            f"{where} {self.root} ({self.setting} features, dataset {self.dataset!r})",
             f"{self.extracted} extracted, {self.reused} already there",
             f"{len(self.failed)} failed",
             f"{len(self.visual_only)} without audio left out",
@@ -217,7 +128,26 @@ class ExtractSummary:
         ]
         if self.offline:
             parts.append("OFFLINE weights: the features carry no meaning")
+        if self.shard:
+            parts.append("merge the parts with `merge` once every shard is done")
         return "; ".join(parts)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' -> (K, N) with 1 <= K <= N."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise KdaError(f"shard {text!r}: expected K/N such as 1/4") from None
+    if not 1 <= k <= n:
+        raise KdaError(f"shard {text!r}: K must be between 1 and N")
+    return k, n
+
+
+def in_shard(filename: str, shard: tuple[int, int]) -> bool:
+    """Deterministic and stable: a video's shard depends on its name alone, not on the labels' order or size."""
+    k, n = shard
+    return int(hashlib.sha256(filename.encode()).hexdigest()[:12], 16) % n == k - 1
 
 
 def extract_dataset(
@@ -228,76 +158,151 @@ def extract_dataset(
     setting: str = "cls",
     dataset: str = "custom",
     weights: str = "pretrained",
-    max_clips: int = DEFAULT_MAX_CLIPS,
+    max_clips: int | None = None,  # None: every C3D clip (benchmark-exact); an int is a speed cap
     max_examples: int = DEFAULT_MAX_EXAMPLES,
     frames: int = DEFAULT_FRAMES,
     limits: Limits = DEFAULT_LIMITS,
+    device="cpu",
+    precision: str = "fp32",
+    workers: int = 0,
+    batch: int = DEFAULT_BATCH,
+    shard: tuple[int, int] | None = None,
+    merge: bool = False,
     log: Callable[[str], None] = print,
     show_progress: bool = True,
 ) -> ExtractSummary:
     """Extract every labelled video (reusing results already in `out`), then write the AVCA layout.
 
+    `workers` processes decode while the networks run here on `device` in batches of `batch` clips.
+    `shard=(K, N)` extracts only part K of N into OUT/shards/K-of-N (run the N parts anywhere, e.g. as a job
+    array), and `merge=True` then checks that every video is in exactly one part and writes the layout.
     A video that cannot be used is reported through `log` and skipped; it never stops the run. Raises
     `LabelsError` for a bad labels file, or when failures leave a feature folder without videos.
     """
-
     spec = get_setting(setting).require_extractor()
     dataset_prefix(dataset)  # a bad dataset name fails now, not after the extraction
     videos = read_labels(labels)
     assignment = assign(videos)  # checked before any heavy work
     out, videos_dir = Path(out), Path(videos_dir)
     check_output_root(out)
-    for backbone in (spec.visual_backbone, spec.audio_backbone):
-        load_backbone(backbone, weights)  # weights that cannot be had fail the run now, once
-    options = {"weights": weights, "max_clips": max_clips, "max_examples": max_examples, "frames": frames}
-    params = {"setting": setting, **options}
+    options = ExtractOptions(setting, max_clips, max_examples, frames, limits).check()
+    params = {"setting": setting, "weights": weights, "max_clips": max_clips, "max_examples": max_examples}
+    params |= {"frames": frames} if spec.visual_backbone != "c3d" else {}  # unused by C3D: must not invalidate
+    params |= {"precision": precision} if precision != "fp32" else {}  # bf16 features are not fp32 features
+    caps = f"{frames} CLIP frames"
     if spec.visual_backbone == "c3d":
-        del params["frames"]  # unused by C3D: changing it must not invalidate earlier results
-        caps = f"{max_clips} C3D clips"
-    else:
-        caps = f"{frames} CLIP frames"
+        params["c3d_fps"] = BENCHMARK_FPS  # results from before the 25 fps resampling are extracted again
+        caps = (
+            "every C3D clip at 25 fps (benchmark-exact)" if max_clips is None else f"{max_clips} C3D clips (speed cap)"
+        )
     summary = ExtractSummary(
-        out, setting, dataset, len(videos), caps=f"cap per video: {caps}, {max_examples} audio examples"
+        out, setting, dataset, len(videos), caps=f"cap per video: {caps}, {max_examples} audio examples", shard=shard
     )
-    results = {}
-    for video in tqdm(videos, desc="extract", unit="video", disable=not show_progress):
-        source = videos_dir / video.filename
-        entry = cache_path(out, setting, video.filename)
-        cached = read_entry(entry, source, params)
-        if cached is not None:
-            summary.reused += 1
-        else:
-            try:
-                features = extract_video(source, setting, limits=limits, **options)
-            except MediaError as e:
-                summary.failed[video.filename] = str(e)
-                log(f"skipped {video.filename}: {e}")
-                continue
-            cached = write_entry(entry, source, params, features)
-            summary.extracted += 1
+    if merge:
+        results = merge_parts(out, videos_dir, videos, params, summary)
+    else:
+        part = out if shard is None else out / SHARDS_DIR / f"{shard[0]}-of-{shard[1]}"
+        todo = [v for v in videos if shard is None or in_shard(v.filename, shard)]
+        summary.videos = len(todo)
+        networks = Networks(setting, weights, device, precision)  # weights that cannot be had fail now, once
+        results = extract_part(
+            part, videos_dir, todo, options, params, networks, workers, batch, summary, log, show_progress
+        )
+        if shard is not None:
+            manifest = {"shard": list(shard), "videos": [v.filename for v in todo], "failed": summary.failed}
+            (part / PART_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+            return summary
+    for filename, cached in results.items():
         summary.offline |= bool(cached["offline"])
         summary.sampled += bool(cached["sampled"])
         if cached["audio"] is None:
-            summary.visual_only.append(video.filename)
-            log(f"left out {video.filename}: no usable audio track (the AVCA layout needs both modalities)")
+            summary.visual_only.append(filename)
+            log(f"left out {filename}: no usable audio track (the AVCA layout needs both modalities)")
+    complete = {name: r for name, r in results.items() if r["audio"] is not None}
+    write_layout(out, spec, dataset, videos, assignment, complete, summary)
+    return summary
+
+
+def extract_part(part, videos_dir, videos, options, params, networks, workers, batch, summary, log, show_progress):
+    """filename -> cached result for `videos`, extracting those not in `part` yet (each written as it is done)."""
+    results, todo = {}, {}
+    for video in videos:
+        cached = read_entry(cache_path(part, options.setting, video.filename), videos_dir / video.filename, params)
+        if cached is None:
+            todo[video.filename] = videos_dir / video.filename
         else:
             results[video.filename] = cached
-    write_layout(out, spec, dataset, videos, assignment, results, summary)
-    return summary
+            summary.reused += 1
+    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=not show_progress)
+
+    def on_result(filename: str, features) -> None:
+        bar.update()
+        if isinstance(features, MediaError):
+            summary.failed[filename] = str(features)
+            log(f"skipped {filename}: {features}")
+            return
+        entry = cache_path(part, options.setting, filename)
+        results[filename] = write_entry(entry, todo[filename], params, features)
+        summary.extracted += 1
+
+    try:
+        extract_many(todo, options, networks, on_result, workers=workers, batch=batch)
+    finally:
+        bar.close()
+    return results
+
+
+def merge_parts(out: Path, videos_dir: Path, videos, params: dict, summary: ExtractSummary) -> dict:
+    """Every video's result from the shard parts in OUT/shards/: each must be in exactly one part (or have
+    failed there); anything else is an error naming the videos and what to do."""
+    parts = sorted(p for p in (out / SHARDS_DIR).glob("*-of-*") if p.is_dir())
+    if not parts:
+        raise LabelsError(f"nothing to merge: no shard parts in {out / SHARDS_DIR}; extract with `shard` K/N first")
+    found: dict[str, list[tuple[str, dict]]] = {}
+    for part in parts:
+        manifest = json.loads((part / PART_MANIFEST).read_text()) if (part / PART_MANIFEST).exists() else {}
+        summary.failed.update(manifest.get("failed", {}))
+        for video in videos:
+            entry = cache_path(part, summary.setting, video.filename)
+            cached = read_entry(entry, videos_dir / video.filename, params, require_source=False)
+            if cached is not None:
+                found.setdefault(video.filename, []).append((part.name, cached))
+    twice = {name: [p for p, _ in hits] for name, hits in found.items() if len(hits) > 1}
+    if twice:
+        name, where = next(iter(twice.items()))
+        raise LabelsError(
+            f"{len(twice)} videos are in more than one part (e.g. {name} in {', '.join(where)}): the parts come from "
+            f"different shard counts; delete the stale parts under {out / SHARDS_DIR} and merge again"
+        )
+    missing = [v.filename for v in videos if v.filename not in found and v.filename not in summary.failed]
+    if missing:
+        raise LabelsError(
+            f"{len(missing)} videos are in no part (e.g. {missing[0]}): run the shards that hold them again "
+            "(a shard resumes where it stopped), then merge"
+        )
+    summary.reused = len(found)
+    return {name: hits[0][1] for name, hits in found.items()}
+
+
+def sampling_record(spec: FeatureSetting, summary: ExtractSummary) -> dict:
+    """Clip sampling in the provenance: whether a speed cap was used (benchmark-exact features use every C3D
+    clip of the video at 25 fps) and on how many videos a cap dropped clips or examples."""
+    record = {"caps": summary.caps, "videos_sampled": summary.sampled}
+    if spec.visual_backbone == "c3d":
+        record |= {"c3d_fps": BENCHMARK_FPS, "every_clip": "speed cap" not in summary.caps}
+    return record
 
 
 def check_output_root(out: Path) -> None:
     """`out` must be new, empty, or made by an earlier `kda extract` (whose feature files are replaced)."""
     if out.exists() and not out.is_dir():
         raise LabelsError(f"output {out} is a file; give a folder")
-    ours = (out / MANIFEST).exists() or (out / CACHE_DIR).exists()
+    ours = any((out / name).exists() for name in (MANIFEST, CACHE_DIR, SHARDS_DIR))
     if out.is_dir() and any(out.iterdir()) and not ours:
         raise LabelsError(f"{out} already holds files not written by `kda extract`; choose a new or empty folder")
 
 
 def cache_path(out: Path, setting: str, filename: str) -> Path:
-    import hashlib
-
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(filename).name)[:80]
     return out / CACHE_DIR / setting / f"{stem}-{hashlib.sha256(filename.encode()).hexdigest()[:12]}.npz"
 
@@ -307,18 +312,20 @@ def source_stamp(source: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def read_entry(entry: Path, source: Path, params: dict) -> dict | None:
-    """A cached result, if it was made from this very file with these parameters."""
-    if not entry.exists() or not source.exists():
+def read_entry(entry: Path, source: Path, params: dict, require_source: bool = True) -> dict | None:
+    """A cached result, if it was made from this very file (when it is here; a merge may run where the videos
+    are not) with these parameters."""
+    if not entry.exists() or (require_source and not source.exists()):
         return None
     try:
         with np.load(entry, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
-            if meta["params"] != params or meta["source"] != source_stamp(source):
+            stale = source.exists() and meta["source"] != source_stamp(source)
+            if meta["params"] != params or stale:
                 return None
             audio = data["audio"] if meta["has_audio"] else None
             return {"audio": audio, "visual": data["visual"], **meta}
-    except (OSError, ValueError, KeyError):  # a half-written entry from an interrupted run: redo it
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a damaged or half-written entry: redo it
         return None
 
 
@@ -372,6 +379,7 @@ def write_layout(out: Path, spec: FeatureSetting, dataset, videos, assignment, r
         "visual_backbone": spec.visual_backbone,
         "offline": summary.offline,
         "caps": summary.caps,
+        "sampling": sampling_record(spec, summary),
         "roles": assignment.roles,
         "failed": summary.failed,
         "visual_only": summary.visual_only,

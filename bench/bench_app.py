@@ -1,0 +1,271 @@
+"""What a person waits for in the real app (`python app.py`, bundled demo checkpoint, a free 127.0.0.1 port),
+driven through its named API endpoints with `gradio_client`, each figure with a same-run baseline and a ratio:
+
+* app start to ready (the first page answers), against `import gradio` + `Studio.load(demo)` in a subprocess,
+  which the app cannot avoid;
+* classify an example video (/classify) and a reference sample (/classify_sample), against the same
+  classification as a direct `kda.studio.Studio` call in this process;
+* edit one class's description -> new prediction (/edit), and -> new prediction + similarity heatmap
+  (/edit then /similarity), against `session.edit` + `classify_features` (+ `similarity`) in this process;
+* t-SNE maps (/embeddings): first call and cached (second call), and the first call against the library.
+
+Prints figures, ratios and which ones exceed their budget in ../shared/docs/PRODUCT.md ("Budgets"); asserts
+nothing. Loopback only; every wait is bounded; the app is stopped at the end, also on error.
+
+    python bench/bench_app.py [--starts 2] [--repeat 3] [--cheap 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # tests/app_server.py starts the real app, as the API tests do
+
+from app_server import CHECKPOINT, AppServer, start_app  # noqa: E402
+
+EXAMPLE = ROOT / "assets" / "examples" / "pattern_tone_440.mp4"
+GZSL = "GZSL: all classes"
+TOP_K = 5
+READY_TIMEOUT = 180.0  # seconds for the app (or the baseline) to be ready
+CALL_TIMEOUT = 300.0  # seconds for one API call (the first classify builds the extractor's backbones)
+APP_ENV = {"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}  # no LLM: nothing here leaves the machine
+
+# PRODUCT.md "Budgets" (CPU, 2 cores), in seconds
+BUDGET_START, BUDGET_CLASSIFY, BUDGET_EDIT, BUDGET_TSNE = 15.0, 3.0, 0.5, 10.0
+
+BASELINE_START = f"""
+import time
+import gradio
+from kda.studio import Studio
+Studio.load({str(CHECKPOINT)!r})
+print(time.time(), flush=True)
+"""
+
+over: list[str] = []  # figures over their budget, said again at the end
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min) on {os.cpu_count()} cores"
+
+
+def paired(api, library, repeat: int, warmup: int = 0):
+    """(API seconds, library seconds, last API result, last library result) of `repeat` calls of each after
+    `warmup` untimed ones, alternated so that a change of the machine's load hits both alike."""
+    api_times, library_times = [], []
+    api_result = library_result = None
+    for i in range(warmup + repeat):
+        start = time.perf_counter()
+        api_result = api()
+        middle = time.perf_counter()
+        library_result = library()
+        if i >= warmup:
+            api_times.append(middle - start)
+            library_times.append(time.perf_counter() - middle)
+    return api_times, library_times, api_result, library_result
+
+
+def seconds(s: float) -> str:
+    return f"{s:.2f} s" if s >= 1 else f"{s * 1000:.1f} ms"
+
+
+def line(label: str, api: list[float], baseline: list[float], baseline_label: str) -> tuple[float, float]:
+    """Print the best of each and their ratio (and the medians, where there are several); return the bests."""
+    a, b = min(api), min(baseline)
+    spread = f"  (medians {seconds(statistics.median(api))} / {seconds(statistics.median(baseline))})"
+    print(
+        f"  {label:<44} {seconds(a):>9}  vs {baseline_label:<34} {seconds(b):>9}  ratio {a / b:6.2f}x"
+        + (spread if len(api) > 1 else "")
+    )
+    return a, b
+
+
+def budget(label: str, value: float, baseline: float, limit: float, what: str = "") -> None:
+    if value > limit:
+        base = f"; its baseline alone: {seconds(baseline)}{', also over' if baseline > limit else ''}"
+        over.append(f"{label}: {seconds(value)} > {seconds(limit)}{what}{base}")
+
+
+def call(client, *args, api_name: str):
+    """One API call, waited for at most CALL_TIMEOUT seconds."""
+    return client.submit(*args, api_name=api_name).result(timeout=CALL_TIMEOUT)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def baseline_start(env: dict[str, str]) -> float:
+    """Seconds from spawning `python -c "import gradio; Studio.load(demo)"` to the checkpoint being loaded."""
+    started = time.time()
+    done = subprocess.run(
+        [sys.executable, "-c", BASELINE_START],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=READY_TIMEOUT,
+        check=True,
+    )
+    return float(done.stdout.split()[-1]) - started
+
+
+def bench_start(folder: Path, starts: int, running: list[AppServer]) -> AppServer:
+    """Start the app `starts` times, each after a baseline; the last one stays up for the API benches. Every
+    server started is in `running`, for the caller to stop."""
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **APP_ENV}
+    apps, bases = [], []
+    for i in range(starts):
+        bases.append(baseline_start(env))
+        (folder / f"app{i}").mkdir()
+        running.append(start_app(folder / f"app{i}" / "app.log", env=APP_ENV, timeout=READY_TIMEOUT))
+        apps.append(running[-1].ready_s)
+        if i < starts - 1:
+            running[-1].stop()
+    print(f"app start to ready (first page answers; polled every 0.25 s), best of {starts}:")
+    print(f"  runs: app {', '.join(f'{s:.2f}' for s in apps)} s; baseline {', '.join(f'{s:.2f}' for s in bases)} s")
+    start = line("python app.py -> page answers", apps, bases, "import gradio + Studio.load")
+    budget("app start to ready", *start, BUDGET_START)
+    return running[-1]
+
+
+def bench_classify(studio, client, repeat: int, cheap: int) -> None:
+    from gradio_client import handle_file
+
+    session = studio.new_session()
+
+    def api_video():
+        return call(client, handle_file(EXAMPLE), TOP_K, GZSL, api_name="/classify")
+
+    def lib_video():
+        return studio.classify(EXAMPLE, session, top_k=TOP_K)
+
+    api_first, lib_first, outputs, prediction = paired(api_video, lib_video, 1)
+    api_warm, lib_warm, _, _ = paired(api_video, lib_video, repeat)
+    same = outputs[-1]["gzsl"][0]["class_id"] == prediction.gzsl[0].class_id
+    print(f"classify {EXAMPLE.name} (4 s, 320x240; {studio.weights} weights), API incl. upload vs library:")
+    first = line("first call (builds the backbones)", api_first, lib_first, "Studio.classify")
+    warm = line(f"then, best of {repeat}", api_warm, lib_warm, "Studio.classify")
+    print(f"  same top class through both: {same}")
+    what = " (the budget is for a 10 s 360p clip; this one is 4 s 320x240)"
+    budget("classify example video via API, first call", *first, BUDGET_CLASSIFY, what)
+    budget("classify example video via API", *warm, BUDGET_CLASSIFY, what)
+
+    api_sample, lib_sample, _, _ = paired(
+        lambda: call(client, 0, TOP_K, GZSL, api_name="/classify_sample"),
+        lambda: studio.classify_sample(0, session, top_k=TOP_K),
+        cheap,
+        warmup=1,
+    )
+    print(f"classify reference sample 0 (features stored in the checkpoint), best of {cheap}:")
+    line("/classify_sample", api_sample, lib_sample, "Studio.classify_sample")
+
+
+def bench_edit(studio, client, cheap: int) -> None:
+    outputs = call(client, 0, TOP_K, GZSL, api_name="/classify_sample")  # the prediction an edit moves
+    target = outputs[-1]["gzsl"][0]["class_id"]
+    session = studio.new_session()
+    texts = [d.text for d in session.entry(target).descriptions]
+    last = studio.classify_sample(0, session, top_k=TOP_K)
+    count = [0]
+
+    def new_text(who: str) -> str:  # a text never encoded before, so every edit encodes one text
+        count[0] += 1
+        return f"{texts[1]} ({who} edit {count[0]})"
+
+    def api_edit():
+        return call(client, target, "", texts[0], new_text("api"), *texts[2:3], api_name="/edit")[-1]
+
+    def api_edit_and_heatmap():
+        return api_edit(), call(client, "cluster", "all classes", [], api_name="/similarity")
+
+    def lib_edit():  # what the /edit handler computes: demo.knowledge.edit + demo.state.Visitor.rescore
+        session.edit(target, [texts[0], new_text("library"), *texts[2:]])
+        audio = last.audio if last.has_audio else None
+        return studio.classify_features(audio, last.visual, session, TOP_K, last.notes, last.source)
+
+    def lib_edit_and_heatmap():
+        return lib_edit(), studio.similarity(session, order="cluster")
+
+    api_pred, lib_pred, _, _ = paired(api_edit, lib_edit, cheap, warmup=1)
+    api_both, lib_both, _, _ = paired(api_edit_and_heatmap, lib_edit_and_heatmap, cheap, warmup=1)
+    print(f"edit {target}'s visual description (one new text encoded each time), best of {cheap}:")
+    pred = line("/edit -> new prediction", api_pred, lib_pred, "session.edit + classify_features")
+    both = line("/edit + /similarity -> prediction + heatmap", api_both, lib_both, "... + Studio.similarity")
+    budget("edit -> new prediction via API", *pred, BUDGET_EDIT)
+    budget("edit -> new prediction + similarity heatmap via API", *both, BUDGET_EDIT)
+
+
+def bench_tsne(studio, client, repeat: int) -> None:
+    from gradio_client import handle_file
+
+    call(client, handle_file(EXAMPLE), TOP_K, GZSL, api_name="/classify")  # the video the maps highlight
+    query = studio.classify(EXAMPLE, top_k=TOP_K)
+
+    def api_maps():
+        return call(client, "tsne", api_name="/embeddings")
+
+    def lib_maps():
+        return studio.embedding_maps(method="tsne", query=query)
+
+    api_first, lib_first, outputs, maps = paired(api_maps, lib_maps, 1)  # each process's first t-SNE
+    api_cached, lib_cached, _, _ = paired(api_maps, lib_maps, repeat)
+    points = sum(len(m.coords) for m in maps.values())
+    print(f"t-SNE, the four maps of the reference sample + {EXAMPLE.name} ({points} points in all):")
+    print(f"  {outputs[-2]}")
+    first = line("/embeddings, first call", api_first, lib_first, "Studio.embedding_maps")
+    cached = line(f"/embeddings, cached (best of {repeat})", api_cached, lib_cached, "Studio.embedding_maps (cache)")
+    print(f"  first / cached through the API: {first[0] / cached[0]:.1f}x (cached = figures rebuilt, no t-SNE)")
+    what = f" (the budget is for 2,000 points; these are {points})"
+    budget("t-SNE via API, first call", *first, BUDGET_TSNE, what)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--starts", type=int, default=2, help="app starts (each with its own baseline)")
+    parser.add_argument("--repeat", type=int, default=3, help="repeats of video classification and cached maps")
+    parser.add_argument("--cheap", type=int, default=7, help="repeats of sample classification and edits")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # so `finally` stops the app
+    if not CHECKPOINT.is_dir():
+        print(f"bench_app: skipped, no demo checkpoint at {CHECKPOINT} (run `make checkpoint`)")
+        return
+    print(f"bench_app: the real app on 127.0.0.1, {load()}")
+    with tempfile.TemporaryDirectory(prefix="kda-bench-app-") as folder:
+        running: list[AppServer] = []
+        try:
+            server = bench_start(Path(folder), max(args.starts, 1), running)
+            from kda.studio import Studio
+
+            studio = Studio.load(CHECKPOINT)  # the library baseline, in this process
+            downloads = Path(folder) / "downloads"
+            bench_classify(studio, server.client(downloads / "classify"), args.repeat, args.cheap)
+            bench_edit(studio, server.client(downloads / "edit"), args.cheap)
+            bench_tsne(studio, server.client(downloads / "tsne"), args.repeat)
+        except BaseException:
+            if running:
+                print(f"app log (tail):\n{running[-1].log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            for app in running:
+                app.stop()
+    print(f"after: {load()}")
+    if over:
+        print("OVER BUDGET (PRODUCT.md 'Budgets'):")
+        for item in over:
+            print(f"  {item}")
+    else:
+        print("every figure with a PRODUCT.md budget is within it")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,417 @@
+"""`kda reproduce`: from the public AVCA feature archive to a results table and a checkpoint, in one call.
+
+    archive  avgzsl_benchmark_datasets.zip (linked from the AVCA-GZSL README), downloaded with resume and a
+             progress bar, or a local file; its SHA-256 is recorded at the first download and enforced from then
+             on (no digest is published), as for the C3D weights
+    unpack   only the chosen dataset's class splits and the chosen setting's audio/video features
+    train    the shipped knowledge (assets/knowledge/<dataset>.json) encoded with the paper's CLIP text encoder,
+             the `paper` preset (and `released` with also_released), evaluated on test
+    write    OUT/results.json, OUT/results.md (the runs beside the published AVCA, TCaF and ClipClap numbers),
+             OUT/<preset>/ checkpoints that `python app.py --checkpoint OUT/paper` loads
+
+Layout of OUT: `data/<DATASET>/` (the unpacked root), `paper/`, `released/`, `results.json`, `results.md`.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import json
+import shutil
+import urllib.error
+import urllib.request
+import warnings
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from kda.benchmark import DATASETS, check_choice, load_benchmark
+from kda.errors import KdaError
+from kda.files import sha256_of
+from kda.media.weights import cache_dir
+
+ARCHIVE_NAME = "avgzsl_benchmark_datasets.zip"
+# The Google Drive file the AVCA-GZSL README links ("Downloading our features"), as a direct download.
+ARCHIVE_URL = (
+    "https://drive.usercontent.google.com/download?id=1NzpSVL-2nXRFH6pvHNOZeRhu_jfDL0ZE&export=download&confirm=t"
+)
+KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "assets" / "knowledge"
+CHUNK_BYTES = 1 << 20  # 1 MiB per read
+TIMEOUT_S = 30.0
+MAX_RESUMES = 5  # an interrupted transfer is resumed (HTTP Range) at most this many times
+SPACE_MARGIN_BYTES = 64 << 20  # keep this much free beyond what a download or unpack needs
+UNPACKED_MARKER = ".kda-unpacked.json"
+
+# Published test results on the same benchmarks, (HM, ZSL) in percent (facts from docs/KDA_METHOD.md):
+# method -> setting -> dataset. ClipClap-GZSL used CLIP + CLAP features on the cls splits.
+PUBLISHED = {
+    "AVCA": {
+        "main": {"VGGSound": (6.31, 6.00), "UCF": (27.15, 20.01), "ActivityNet": (12.13, 9.13)},
+        "cls": {"VGGSound": (8.31, 6.91), "UCF": (41.34, 37.72), "ActivityNet": (9.92, 7.58)},
+    },
+    "TCaF": {"cls": {"VGGSound": (8.77, 7.41), "UCF": (50.78, 44.64), "ActivityNet": (12.20, 7.96)}},
+    "ClipClap-GZSL": {"cls": {"VGGSound": (16.18, 11.53), "UCF": (55.97, 46.96), "ActivityNet": (27.93, 22.76)}},
+}
+PUBLISHED_FEATURES = {"AVCA": "the setting's", "TCaF": "cls, temporal", "ClipClap-GZSL": "CLIP + CLAP"}
+
+
+class ReproduceError(KdaError):
+    """The archive cannot be had, is not the recorded one, lacks the dataset, or does not fit on disk."""
+
+
+class NetworkError(ReproduceError):
+    pass
+
+
+class ChecksumMismatchError(ReproduceError):
+    pass
+
+
+class DiskFullError(ReproduceError):
+    pass
+
+
+class ArchiveError(ReproduceError):
+    pass
+
+
+def published(dataset: str, setting: str) -> list[dict]:
+    """The published rows for one dataset and setting: [{"method", "features", "hm", "zsl"}]."""
+    rows = []
+    for method, by_setting in PUBLISHED.items():
+        if dataset in by_setting.get(setting, {}):
+            hm, zsl = by_setting[setting][dataset]
+            rows.append({"method": method, "features": PUBLISHED_FEATURES[method], "hm": hm, "zsl": zsl})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Download and verification
+
+
+def archive_dir() -> Path:
+    return cache_dir() / "benchmarks"
+
+
+def record_path() -> Path:
+    """Where the archive's SHA-256 seen first is kept (trust on first use, enforced from then on)."""
+    return archive_dir() / f"{ARCHIVE_NAME}.sha256"
+
+
+def verify(path: Path) -> str:
+    """Check the archive against the recorded digest, or record it when none is; returns the digest."""
+    digest = sha256_of(path)
+    record = record_path()
+    if not record.is_file():
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(digest + "\n")
+        return digest
+    expected = record.read_text().strip()
+    if digest != expected:
+        raise ChecksumMismatchError(
+            f"{path} has SHA-256 {digest}, but the archive first downloaded had {expected} (recorded in {record}); "
+            "the file is damaged or a different one. Download it again, or delete the record if the publisher "
+            "really changed the archive"
+        )
+    return digest
+
+
+def fetch_archive(source: str | None = None, progress: bool = True) -> Path:
+    """A verified local copy of the archive: `source` a local file, or a URL (default: ARCHIVE_URL) downloaded
+    into the cache with resume."""
+    source = source or ARCHIVE_URL
+    if "://" not in source:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"`source` {path} is not a file; give the archive or its URL")
+        verify(path)
+        return path
+    path = archive_dir() / ARCHIVE_NAME
+    if not path.is_file():
+        download(source, path, progress)
+    try:
+        verify(path)
+    except ChecksumMismatchError:
+        path.unlink()  # a bad copy must not be found again
+        raise
+    return path
+
+
+def download(url: str, path: Path, progress: bool = True) -> Path:
+    """Stream `url` to `path` through `path.part`, resuming an interrupted transfer with HTTP Range requests
+    (also one left by an earlier run); a progress bar shows the bytes."""
+    from tqdm import tqdm
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    # `delay`: no bar at all when the first request fails at once (no network), only the error.
+    with tqdm(unit="B", unit_scale=True, desc=path.name, disable=not progress, delay=0.5) as bar:
+        for _ in range(MAX_RESUMES + 1):
+            offset = part.stat().st_size if part.exists() else 0
+            if transfer(url, part, offset, bar):
+                part.replace(path)
+                return path
+    raise NetworkError(
+        f"the download of {url} was interrupted {MAX_RESUMES + 1} times; run again to resume from "
+        f"{part.stat().st_size if part.exists() else 0} bytes, or download it by hand and pass it as `source`"
+    )
+
+
+def transfer(url: str, part: Path, offset: int, bar) -> bool:
+    """One HTTP request appending to `part` from `offset`; True when the file is complete, False when the
+    connection broke off (resume). Errors that resuming cannot mend are raised."""
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:  # nothing left to send: the part is complete
+            return True
+        raise NetworkError(f"{url} answered HTTP {e.code} {e.reason}; check the URL, or pass the archive file") from e
+    except (urllib.error.URLError, OSError) as e:
+        raise NetworkError(
+            f"cannot reach {url} ({getattr(e, 'reason', e)}); without network, download {ARCHIVE_NAME} elsewhere "
+            "and pass the file as `source`"
+        ) from e
+    with response:
+        if "text/html" in response.headers.get("Content-Type", ""):
+            raise ArchiveError(
+                f"{url} sent a web page, not the archive (a quota or confirmation page?); download {ARCHIVE_NAME} "
+                "in a browser and pass the file as `source`"
+            )
+        resumed = response.status == 206
+        if offset and not resumed:  # the server ignored the Range header: start over
+            offset = 0
+        length = int(response.headers.get("Content-Length") or 0)
+        check_space(part.parent, length, f"downloading {url}")
+        bar.reset(total=offset + length if length else None)
+        bar.update(offset)
+        received = 0
+        try:
+            with part.open("ab" if offset else "wb") as out:
+                while chunk := response.read(CHUNK_BYTES):
+                    out.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        except (http.client.IncompleteRead, ConnectionError, TimeoutError) as e:
+            if isinstance(e, TimeoutError) and not received:
+                raise NetworkError(f"{url} stopped sending data ({e})") from e
+            return False
+        except OSError as e:
+            raise disk_error(e, part) from e
+    return not length or received >= length
+
+
+def check_space(folder: Path, needed: int, what: str) -> None:
+    free = shutil.disk_usage(folder).free
+    if needed and free < needed + SPACE_MARGIN_BYTES:
+        raise DiskFullError(
+            f"{what} needs {needed / 2**30:.2f} GiB but {folder} has {free / 2**30:.2f} GiB free; free some space "
+            "or choose another `out` (or $KDA_CACHE for the download)"
+        )
+
+
+def disk_error(error: OSError, path: Path) -> Exception:
+    if error.errno == errno.ENOSPC:
+        return DiskFullError(f"the disk is full while writing {path}; free some space and run again (it resumes)")
+    return error
+
+
+# ---------------------------------------------------------------------------------------------
+# Unpacking one dataset and setting
+
+
+def split_folder(name: str) -> str:
+    """The benchmark's own README spells the class-split folder `class_split`; kda reads `class-split`."""
+    return name.replace("/class_split/", "/class-split/")
+
+
+def dataset_prefix_in(names: list[str], dataset: str) -> str | None:
+    """The member prefix of `dataset`'s root inside the archive ('avgzsl_benchmark_datasets/UCF/'), if any."""
+    for name in names:
+        normal = split_folder("/" + name)[1:]
+        marker = f"{dataset}/class-split/all_class.txt"
+        if normal == marker or normal.endswith("/" + marker):
+            return name[: len(name) - len("class-split/all_class.txt")]
+    return None
+
+
+def unpack(archive: Path, dataset: str, setting: str, dest: Path) -> Path:
+    """Extract the class splits of `dataset` and its `setting` features into `dest/<dataset>`; reuse an earlier
+    unpack of the same archive. Returns the dataset root."""
+    root = dest / dataset
+    digest = record_path().read_text().strip() if record_path().is_file() else ""
+    marker = root / UNPACKED_MARKER
+    if marker.is_file() and json.loads(marker.read_text()) == {"archive": digest, "setting": setting}:
+        return root
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = zf.infolist()
+            names = [m.filename for m in members]
+            prefix = dataset_prefix_in(names, dataset)
+            if prefix is None:
+                found = sorted({d for d in DATASETS if dataset_prefix_in(names, d) is not None})
+                raise ArchiveError(
+                    f"{archive} has no {dataset} dataset (no {dataset}/class-split/all_class.txt); it holds "
+                    f"{', '.join(found) or 'none of ' + ', '.join(DATASETS)}"
+                )
+            wanted = [prefix + "class-split/", prefix + "class_split/"] + [
+                f"{prefix}features/{setting}_features/{m}/" for m in ("audio", "video")
+            ]
+            chosen = [m for m in members if not m.is_dir() and any(m.filename.startswith(w) for w in wanted)]
+            if not any("/features/" in m.filename for m in chosen):
+                raise ArchiveError(
+                    f"{archive} has {dataset} but no {setting} features ({prefix}features/{setting}_features/)"
+                )
+            root.mkdir(parents=True, exist_ok=True)
+            check_space(root, sum(m.file_size for m in chosen), f"unpacking {dataset} {setting}")
+            for member in chosen:
+                target = root / split_folder("/" + member.filename[len(prefix) :])[1:]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, target.open("wb") as out:
+                    shutil.copyfileobj(src, out, CHUNK_BYTES)
+    except zipfile.BadZipFile as e:
+        raise ArchiveError(f"{archive} is not a zip archive ({e}); delete it and download it again") from e
+    except OSError as e:
+        raise disk_error(e, root) from e
+    marker.write_text(json.dumps({"archive": digest, "setting": setting}))
+    return root
+
+
+# ---------------------------------------------------------------------------------------------
+# Training, evaluation, results
+
+
+@dataclass
+class Run:
+    preset: str
+    checkpoint: Path
+    test: dict  # GZSLResult.to_dict()
+    validation: dict | None
+    best_epoch: int
+
+
+def knowledge_file(dataset: str) -> Path:
+    return KNOWLEDGE_DIR / f"{DATASETS[dataset]}.json"
+
+
+def train_preset(root: Path, dataset: str, setting: str, preset_name: str, out: Path, options: dict) -> Run:
+    """Train and evaluate one preset on the unpacked root; save its checkpoint in out/<preset>."""
+    from kda.checkpoint import save_checkpoint
+    from kda.class_vectors import load_vectors
+    from kda.presets import get_preset
+    from kda.train import to_checkpoint, train
+
+    preset = get_preset(preset_name)
+    bench = load_benchmark(root, dataset, setting)
+    path = knowledge_file(dataset)
+    knowledge = load_vectors(path, options["text_encoder"], raw=preset.raw_knowledge)
+    knowledge = knowledge.bind(bench.classes, known=bench.all_classes)
+    cfg = preset.train_config(epochs=options["epochs"], beta_grid=options["beta_grid"], **options["overrides"])
+    model_cfg = preset.model_config(setting, embed_dim=knowledge.vectors.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the released protocol's test-selection warning is in results.md
+        result = train(bench, knowledge, model_cfg, preset.loss_config(), cfg, progress=options["progress"])
+    provenance = {"knowledge": str(path), "preset": preset.name, "reproduce": options["archive"]}
+    ckpt = to_checkpoint(result, bench, knowledge, preset.loss_config(), cfg, provenance)
+    folder = save_checkpoint(ckpt, out / preset.name)
+    validation = None if result.validation is None else result.validation.to_dict()
+    return Run(preset.name, folder, result.test.to_dict(), validation, result.best_epoch)
+
+
+def reproduce(
+    dataset: str,
+    setting: str,
+    out: str | Path,
+    *,
+    source: str | None = None,
+    text_encoder: str | None = None,
+    also_released: bool = False,
+    epochs: int = 50,
+    beta_grid: str = "gaps",
+    progress: bool = True,
+    log=print,
+    train_overrides: dict | None = None,
+) -> dict:
+    """Download (or take) the archive, unpack one dataset and setting, train and evaluate; write
+    OUT/results.json and OUT/results.md and return the results. `train_overrides` set TrainConfig fields of
+    every preset (e.g. a smaller `batches_per_epoch` for a quick check); they are recorded in the results."""
+    from kda.knowledge import DEFAULT_TEXT_ENCODER
+
+    check_choice(dataset, DATASETS, "dataset")
+    check_choice(setting, ("main", "cls"), "setting")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    archive = fetch_archive(source, progress)
+    log(f"archive {archive} verified (SHA-256 {record_path().read_text().strip()[:16]}...)")
+    root = unpack(archive, dataset, setting, out / "data")
+    log(f"unpacked {dataset} {setting} into {root}")
+    options = {
+        "text_encoder": text_encoder or DEFAULT_TEXT_ENCODER,
+        "epochs": epochs,
+        "beta_grid": beta_grid,
+        "progress": progress,
+        "overrides": dict(train_overrides or {}),
+        "archive": {"source": source or ARCHIVE_URL, "sha256": record_path().read_text().strip()},
+    }
+    runs = []
+    for preset in ("paper", "released") if also_released else ("paper",):
+        log(f"training preset {preset!r} ({epochs} epochs)")
+        runs.append(train_preset(root, dataset, setting, preset, out, options))
+    results = {
+        "dataset": dataset,
+        "setting": setting,
+        "text_encoder": options["text_encoder"],
+        "epochs": epochs,
+        "beta_grid": beta_grid,
+        "train_overrides": options["overrides"],
+        "archive": options["archive"],
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "runs": [
+            {
+                "preset": r.preset,
+                "checkpoint": str(r.checkpoint),
+                "best_epoch": r.best_epoch,
+                "test": r.test,
+                "validation": r.validation,
+            }
+            for r in runs
+        ],
+        "published": published(dataset, setting),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "results.md").write_text(results_markdown(results))
+    return results
+
+
+def results_markdown(results: dict) -> str:
+    """The runs beside the published numbers, as a Markdown table."""
+    dataset, setting = results["dataset"], results["setting"]
+    lines = [
+        f"# KDA on {dataset}-GZSL, {setting} features",
+        "",
+        f"Text encoder `{results['text_encoder']}`, {results['epochs']} stage-1 epochs, beta grid "
+        f"`{results['beta_grid']}`. Test-set results in percent (S, U: class-averaged accuracy of seen and unseen "
+        "test videos among all classes; HM their harmonic mean; ZSL: unseen videos among unseen classes).",
+        "",
+        "| run | features | S | U | HM | ZSL | beta | selection |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in results["runs"]:
+        t = run["test"]
+        selection = "validation" if run["validation"] is not None else "TEST set (released code; optimistic)"
+        lines.append(
+            f"| KDA `{run['preset']}` (this run) | {setting} | {t['seen']:.2f} | {t['unseen']:.2f} | {t['hm']:.2f} | "
+            f"{t['zsl']:.2f} | {t['beta']:.3g} | {selection} |"
+        )
+    for row in results["published"]:
+        lines.append(
+            f"| {row['method']} (published) | {row['features']} | - | - | {row['hm']:.2f} | {row['zsl']:.2f} | - | - |"
+        )
+    lines += [
+        "",
+        "Checkpoints: " + ", ".join(f"`{r['checkpoint']}`" for r in results["runs"]),
+        f"(open one with `python app.py --checkpoint {results['runs'][0]['checkpoint']}`).",
+        "",
+    ]
+    return "\n".join(lines)

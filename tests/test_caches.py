@@ -1,0 +1,218 @@
+"""Caches that must never hand back stale results: `kda extract`'s per-video entries (reused only for the same
+source file and the same parameters; a damaged entry is made again) and the knowledge-embedding caches (the
+embedding cache, and the per-text vectors a checkpoint carries), which must not serve another encoder's
+vectors."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_EXTRACT, TINY_SPLITS, run_cli
+from media_factory import needs_ffmpeg, write_clip
+
+from kda.checkpoint import Checkpoint, ClassEntry
+from kda.class_vectors import TextVectors
+from kda.knowledge import TINY_TEXT_ENCODER, EmbeddingCache, class_embeddings, load_text_encoder
+from kda.knowledge.store import ClassKnowledge, Description, Knowledge
+from kda.media.extract import CACHE_DIR, cache_path, read_entry, source_stamp
+from kda.model import KDAModel
+from kda.settings import get_setting
+from kda.studio import Studio
+
+
+def extract_again(videos, out, *extra):
+    code, stdout, stderr = run_cli(
+        "extract", "--videos", videos, "--labels", videos / "labels.csv", "--out", out, "--dataset", "tiny",
+        *TINY_EXTRACT, *extra,
+    )  # fmt: skip
+    assert code == 0, stderr
+    return stdout
+
+
+@pytest.fixture
+def copies(tiny_videos, tiny_root, tmp_path):
+    """Copies of the videos (modification times kept) and of the extracted root, free to change."""
+    videos, out = tmp_path / "videos", tmp_path / "root"
+    shutil.copytree(tiny_videos, videos)  # copy2: same size and mtime, so the entries still match
+    shutil.copytree(tiny_root, out)
+    return videos, out
+
+
+def entry_of(out, filename):
+    return cache_path(out, "cls", filename)
+
+
+def stored(entry):
+    with np.load(entry, allow_pickle=False) as data:
+        return json.loads(str(data["meta"])), data["visual"].copy()
+
+
+# -- the extraction cache ----------------------------------------------------------------------------------
+
+
+@needs_ffmpeg
+def test_entries_say_what_made_them(tiny_videos, tiny_root):
+    for filename in TINY_SPLITS:
+        meta, visual = stored(entry_of(tiny_root, filename))
+        assert meta["source"] == source_stamp(tiny_videos / filename)
+        params = meta["params"]
+        made_with = {k: params.get(k) for k in ("setting", "weights", "max_clips", "max_examples", "frames")}
+        assert made_with == {"setting": "cls", "weights": "offline", "max_clips": 1, "max_examples": 1, "frames": None}
+        assert visual.shape == (4096,)
+
+
+@needs_ffmpeg
+def test_same_files_and_parameters_reuse_every_entry(copies):
+    videos, out = copies
+    before = {p: p.stat().st_mtime_ns for p in (out / CACHE_DIR).rglob("*.npz")}
+    assert len(before) == len(TINY_SPLITS)
+    assert "0 extracted, 6 already there" in extract_again(videos, out)
+    assert {p: p.stat().st_mtime_ns for p in (out / CACHE_DIR).rglob("*.npz")} == before
+
+
+@needs_ffmpeg
+def test_a_parameter_the_setting_does_not_use_keeps_the_entries(copies):
+    videos, out = copies
+    assert "0 extracted, 6 already there" in extract_again(videos, out, "--frames", "3")  # C3D takes clips
+
+
+@needs_ffmpeg
+def test_a_changed_source_file_is_recomputed(copies):
+    videos, out = copies
+    _, old_visual = stored(entry_of(out, "B_0.mp4"))
+    write_clip(videos / "B_0.mp4", "yellow", seconds=1.0, tone=900)  # another video under the same name
+    os.utime(videos / "C_0.mp4", ns=(0, (videos / "C_0.mp4").stat().st_mtime_ns + 10**9))  # same bytes, touched
+    assert "2 extracted, 4 already there" in extract_again(videos, out)
+    meta, new_visual = stored(entry_of(out, "B_0.mp4"))
+    assert meta["source"] == source_stamp(videos / "B_0.mp4")
+    assert not np.allclose(new_visual, old_visual)
+
+
+@needs_ffmpeg
+def test_damaged_entries_are_recomputed(copies):
+    videos, out = copies
+    entry = entry_of(out, "A_0.mp4")
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])  # a cut zip, as a full disk leaves it
+    assert "1 extracted, 5 already there" in extract_again(videos, out)
+    assert stored(entry)[1].shape == (4096,)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 not really a zip", b"\x93NUMPY", b"garbage" * 10])
+def test_an_unreadable_entry_reads_as_missing(tiny_videos, tiny_root, tmp_path, damage):
+    params = stored(entry_of(tiny_root, "A_0.mp4"))[0]["params"]
+    entry = tmp_path / "entry.npz"
+    entry.write_bytes(damage)
+    assert read_entry(entry, tiny_videos / "A_0.mp4", params) is None
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"weights": "pretrained"},
+        {"setting": "clip"},  # another setting is another pair of backbones
+        {"max_examples": 2},
+        {"max_clips": 4},
+        {"max_clips": None},
+        {"precision": "bf16"},
+    ],
+)
+def test_an_entry_is_read_only_with_the_parameters_that_made_it(tiny_videos, tiny_root, change):
+    entry = entry_of(tiny_root, "A_0.mp4")
+    params = stored(entry)[0]["params"]
+    source = tiny_videos / "A_0.mp4"
+    kept = read_entry(entry, source, params)
+    assert kept["visual"].shape == (4096,) and kept["audio"].shape == (128,)
+    assert read_entry(entry, source, {**params, **change}) is None
+
+
+@needs_ffmpeg
+def test_an_entry_of_another_file_or_a_missing_file_is_not_read(tiny_videos, tiny_root, tmp_path):
+    entry = entry_of(tiny_root, "A_0.mp4")
+    params = stored(entry)[0]["params"]
+    assert read_entry(entry, tiny_videos / "B_0.mp4", params) is None  # another size or time
+    assert read_entry(entry, tmp_path / "gone.mp4", params) is None
+    assert read_entry(entry, tmp_path / "gone.mp4", params, require_source=False)["visual"].shape == (4096,)
+    assert read_entry(tmp_path / "no-entry.npz", tiny_videos / "A_0.mp4", params) is None
+    assert cache_path(tiny_root, "clip", "A_0.mp4") != cache_path(tiny_root, "cls", "A_0.mp4")
+    assert cache_path(tiny_root, "clip", "a/A_0.mp4") != cache_path(tiny_root, "clip", "b/A_0.mp4")
+
+
+# -- the knowledge-embedding caches --------------------------------------------------------------------------
+
+TEXTS = ["Archery", "An archer draws a bow.", "The twang of a bowstring."]
+
+
+@pytest.fixture(scope="module")
+def encoders():
+    """Two encoders, and a third with the first one's id but the second one's weights (a changed model)."""
+    first, second = load_text_encoder(TINY_TEXT_ENCODER), load_text_encoder("kda-tiny-text@random:1")
+    impostor = load_text_encoder("kda-tiny-text@random:1")
+    impostor.id = first.id
+    return first, second, impostor
+
+
+def test_the_embedding_cache_never_serves_one_encoders_vectors_to_another(encoders):
+    first, second, _ = encoders
+    cache = EmbeddingCache()
+    a = cache.embed(first, TEXTS)
+    b = cache.embed(second, TEXTS)
+    np.testing.assert_array_equal(a, first.encode(TEXTS))
+    np.testing.assert_array_equal(b, second.encode(TEXTS))
+    assert cache.texts_encoded == 6 and cache.hits == 0
+    np.testing.assert_array_equal(cache.embed(first, TEXTS[::-1]), a[::-1])  # and keeps both
+    assert cache.texts_encoded == 6 and cache.hits == 3
+
+
+def test_a_persisted_cache_drops_vectors_of_changed_weights(encoders, tmp_path):
+    first, _, impostor = encoders
+    path = tmp_path / "cache.npz"
+    cache = EmbeddingCache(path)
+    cache.embed(first, TEXTS)
+    cache.save()
+    reloaded = EmbeddingCache(path)
+    np.testing.assert_array_equal(reloaded.embed(impostor, TEXTS), impostor.encode(TEXTS))
+    assert reloaded.texts_encoded == 3
+    np.testing.assert_array_equal(EmbeddingCache(path).embed(first, TEXTS), first.encode(TEXTS))
+
+
+def checkpoint_with_text_vectors(encoder) -> Checkpoint:
+    torch.manual_seed(0)
+    model = KDAModel(get_setting("clip").model_config(embed_dim=encoder.dim))
+    model.fit_input_norm(np.random.rand(8, 128) * 255, np.random.rand(8, 512))
+    classes = [ClassEntry("Archery", "Archery", True), ClassEntry("Bowling", "Bowling", False)]
+    knowledge = Knowledge(
+        "mini",
+        {
+            "Archery": ClassKnowledge("Archery", (Description("visual", TEXTS[1]), Description("auditory", TEXTS[2]))),
+            "Bowling": ClassKnowledge("Bowling", (Description("visual", "A ball rolls at ten pins."),)),
+        },
+        {"author": "test"},
+    )
+    texts = sorted({t for c in knowledge.class_ids for t in knowledge.texts(c)})
+    embeddings = class_embeddings(knowledge, encoder)
+    vectors = np.stack([embeddings[c.id] for c in classes])
+    text_vectors = TextVectors(encoder.id, encoder.fingerprint(), dict(zip(texts, encoder.encode(texts), strict=True)))
+    return Checkpoint(model, "clip", encoder.id, classes, vectors, knowledge_file=knowledge, text_vectors=text_vectors)
+
+
+def test_a_checkpoints_text_vectors_seed_the_cache_only_for_the_encoder_that_made_them(encoders):
+    first, _, impostor = encoders
+    ckpt = checkpoint_with_text_vectors(first)
+    same = Studio(ckpt, text_encoder=first)
+    assert len(same.embedder.cache) == 5
+    session = same.new_session()
+    session.edit("Archery", [TEXTS[1], "A new sentence about archery."])
+    assert session.last_encoded == 1  # the name and the kept description come from the checkpoint
+
+    changed = Studio(ckpt, text_encoder=impostor)
+    assert len(changed.embedder.cache) == 0
+    session = changed.new_session()
+    session.edit("Archery", [TEXTS[1], "A new sentence about archery."])
+    assert session.last_encoded == 3  # every text again: the checkpoint's vectors came from other weights
+    t = impostor.encode(["Archery", TEXTS[1], "A new sentence about archery."]).mean(axis=0)
+    np.testing.assert_allclose(session.matrix[0], t / np.linalg.norm(t), atol=1e-6)
