@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: app test lint setup system-deps bench checkpoint
+.PHONY: app test lint setup system-deps bench checkpoint screenshots
 
 # KDA Studio on 127.0.0.1:7860 with the bundled demo checkpoint, offline.
 app: $(STAMP)
@@ -12,6 +12,10 @@ app: $(STAMP)
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest
+
+# The README's tab screenshots, taken by the browser test in Chromium.
+screenshots: $(STAMP) system-deps
+	KDA_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_browser.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

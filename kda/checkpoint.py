@@ -41,6 +41,7 @@ from kda.errors import KdaError
 from kda.files import HUB_PREFIX
 from kda.knowledge.store import ClassKnowledge, Description, Knowledge, KnowledgeError, parse_knowledge
 from kda.model import KDAModel, ModelConfig
+from kda.settings import get_setting
 
 FORMAT = "kda-checkpoint/1"
 SAMPLES_FORMAT = "kda-samples/1"
@@ -128,7 +129,7 @@ def save_checkpoint(ckpt: Checkpoint, folder: str | Path) -> Path:
     if len(ckpt.classes) != len(ckpt.knowledge):
         raise CheckpointError(f"{len(ckpt.classes)} classes but {len(ckpt.knowledge)} knowledge rows")
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous() for k, v in ckpt.model.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in ckpt.model.state_dict().items()}
     tensors[KNOWLEDGE_KEY] = torch.from_numpy(np.ascontiguousarray(ckpt.knowledge, dtype=np.float32))
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": FORMAT})
     for name in ("samples.safetensors", "text_embeddings.safetensors"):
@@ -201,8 +202,9 @@ def read_config(folder: Path) -> dict:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from e
-    if config.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: format {config.get('format')!r} is not {FORMAT!r}")
+    found = config.get("format") if isinstance(config, dict) else type(config).__name__
+    if found != FORMAT:
+        raise CheckpointError(f"{path}: format {found!r} is not {FORMAT!r}")
     return config
 
 
@@ -215,8 +217,9 @@ def load_checkpoint(location: str | Path) -> Checkpoint:
         raise CheckpointError(f"cannot read {folder / 'model.safetensors'}: {e}") from e
     try:
         model_cfg = ModelConfig.from_dict(config["model"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, KdaError) as e:
         raise CheckpointError(f"{folder}/config.json: bad 'model' section: {e}") from e
+    setting, weights, classes, beta = read_sections(config, folder)
     knowledge = tensors.pop(KNOWLEDGE_KEY, None)
     if knowledge is None:
         raise CheckpointError(f"{folder}/model.safetensors has no {KNOWLEDGE_KEY!r} tensor")
@@ -224,7 +227,6 @@ def load_checkpoint(location: str | Path) -> Checkpoint:
     check_state(model, tensors, folder)
     model.load_state_dict(tensors)
     model.eval()
-    classes = [ClassEntry(c["id"], c.get("name", c["id"]), bool(c["seen"])) for c in config.get("classes", [])]
     if len(classes) != knowledge.shape[0] or knowledge.shape[1] != model_cfg.embed_dim:
         raise CheckpointError(
             f"{folder}: {len(classes)} classes and embed_dim {model_cfg.embed_dim} in config.json, but knowledge "
@@ -232,18 +234,34 @@ def load_checkpoint(location: str | Path) -> Checkpoint:
         )
     return Checkpoint(
         model=model,
-        setting=config["features"]["setting"],
+        setting=setting,
         text_encoder=config.get("text_encoder", "precomputed"),
         classes=classes,
         knowledge=knowledge.numpy(),
-        beta=float(config.get("beta", 0.0)),
-        feature_weights=config["features"].get("weights", "pretrained"),
+        beta=beta,
+        feature_weights=weights,
         knowledge_file=read_knowledge(config.get("knowledge") or {}, classes, folder),
         provenance=config.get("provenance", {}),
         metrics=config.get("metrics", {}),
         samples=read_samples(folder / "samples.safetensors", model_cfg, len(classes)),
         text_vectors=read_text_vectors(folder / "text_embeddings.safetensors"),
     )
+
+
+def read_sections(config: dict, folder: Path) -> tuple[str, str, list[ClassEntry], float]:
+    """(feature setting, extractor weights, classes, beta) from config.json; a missing or malformed field is a
+    CheckpointError naming it, never a KeyError from deep inside."""
+    try:
+        features = config["features"]
+        setting = get_setting(features["setting"]).name
+        weights = features.get("weights", "pretrained")
+        classes = [ClassEntry(c["id"], c.get("name", c["id"]), bool(c["seen"])) for c in config.get("classes", [])]
+        beta = float(config.get("beta", 0.0))
+    except (KeyError, TypeError, ValueError, AttributeError, KdaError) as e:
+        raise CheckpointError(
+            f"{folder}/config.json: bad 'features', 'classes' or 'beta' ({type(e).__name__}: {e})"
+        ) from e
+    return setting, weights, classes, beta
 
 
 def read_knowledge(section: dict, classes: list[ClassEntry], folder: Path) -> Knowledge | None:

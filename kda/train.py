@@ -102,24 +102,25 @@ def batches(order: np.ndarray, size: int):
 
 def train_epoch(model, optimizer, data: TrainingTensors, margins, loss_cfg, cfg: TrainConfig, rng) -> dict:
     model.train()
-    order = epoch_order(data.labels.numpy(), cfg, rng)
-    totals: dict[str, float] = {}
+    order = epoch_order(data.host_labels, cfg, rng)  # sampled on the host, indices sent with each batch
+    totals: dict[str, torch.Tensor] = {}  # summed on the device: no host sync per step
     steps = 0
     for idx in batches(order, cfg.batch_size):
-        idx = torch.from_numpy(idx)
+        idx = torch.from_numpy(idx).to(data.labels.device, non_blocking=True)
         rho = model(data.audio[idx], data.visual[idx])
         parts = kda_loss(rho, data.labels[idx], data.knowledge, margins, loss_cfg)
         optimizer.zero_grad(set_to_none=True)
         parts["total"].backward()
         optimizer.step()
         for k, v in parts.items():
-            totals[k] = totals.get(k, 0.0) + v.item()
+            totals[k] = totals.get(k, 0.0) + v.detach().double()
         steps += 1
     if not steps:
         raise KdaError(f"{len(order)} training videos: at least 2 are needed to form a batch")
-    if not math.isfinite(totals["total"]):
+    means = {k: float(v) / steps for k, v in totals.items()}  # one sync per epoch
+    if not math.isfinite(means["total"]):
         raise KdaError("training diverged (non-finite loss); lower `lr` or check the features")
-    return {k: v / steps for k, v in totals.items()}
+    return means
 
 
 @dataclass
@@ -128,16 +129,22 @@ class TrainingTensors:
     visual: torch.Tensor  # (N, Dv)
     labels: torch.Tensor  # (N,) index into knowledge rows (the training classes)
     knowledge: torch.Tensor  # (C_train, E)
+    host_labels: np.ndarray  # (N,) the labels on the host, where batches are sampled
 
 
-def training_tensors(videos: VideoSet, knowledge: np.ndarray, seen: list[int]) -> TrainingTensors:
+def training_tensors(videos: VideoSet, knowledge: np.ndarray, seen: list[int], device="cpu") -> TrainingTensors:
+    """The training set on `device`, once: a GPU then never waits for host-to-device copies of features."""
     local = {c: i for i, c in enumerate(seen)}
     unknown = sorted(set(videos.labels.tolist()) - set(seen))
     if unknown:
         raise KdaError(f"training videos of classes outside the seen split: {unknown[:5]}")
-    labels = torch.tensor([local[y] for y in videos.labels], dtype=torch.long)
+    labels = np.array([local[y] for y in videos.labels], dtype=np.int64)
     return TrainingTensors(
-        torch.from_numpy(videos.audio), torch.from_numpy(videos.visual), labels, torch.from_numpy(knowledge[seen])
+        torch.from_numpy(videos.audio).to(device),
+        torch.from_numpy(videos.visual).to(device),
+        torch.from_numpy(labels).to(device),
+        torch.from_numpy(knowledge[seen]).to(device),
+        labels,
     )
 
 
@@ -164,11 +171,13 @@ def run_stage(
     evaluate_each_epoch: bool = True,
     progress: bool = True,
     on_epoch: Callable[[EpochLog], None] | None = None,
+    device="cpu",
 ) -> tuple[KDAModel, list[EpochLog], dict | None]:
     """Train a fresh model for `epochs`. With evaluation, the LR follows ReduceLROnPlateau on HM and
     the state dict of the best epoch so far is returned too; without, `lr_schedule` is replayed."""
     model, rng = new_model(model_cfg, stage.train, cfg.seed)
-    data = training_tensors(stage.train, knowledge, stage.seen)
+    model.to(device)
+    data = training_tensors(stage.train, knowledge, stage.seen, device)
     margins = adaptive_margins(data.knowledge, loss_cfg.alpha, loss_cfg.m0)
     optimizer = optimizer_for(model, cfg)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -212,8 +221,10 @@ def train(
     cfg: TrainConfig,
     progress: bool = True,
     on_epoch: Callable[[EpochLog], None] | None = None,
+    device="cpu",
 ) -> TrainResult:
-    """Train and evaluate one model on a benchmark. `knowledge` must be bound to `bench.classes`."""
+    """Train and evaluate one model on a benchmark, on `device`. `knowledge` must be bound to
+    `bench.classes`. The returned model is on the CPU."""
     if cfg.protocol not in PROTOCOLS:
         raise KdaError(f"unknown protocol {cfg.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if cfg.beta_grid not in BETA_GRIDS:
@@ -229,7 +240,7 @@ def train(
         )
     vectors = knowledge.vectors
     stage_2 = bench.stage(2)
-    kwargs = dict(progress=progress, on_epoch=on_epoch)
+    kwargs = dict(progress=progress, on_epoch=on_epoch, device=device)
     if cfg.protocol == "released":
         warnings.warn(
             "protocol 'released' selects the epoch and beta on the TEST set; its numbers are optimistic", stacklevel=2
@@ -238,7 +249,7 @@ def train(
         epoch = best_epoch(log)
         model.load_state_dict(best_state)
         test = GZSLResult(**log[epoch - 1].metrics)
-        return TrainResult(model, test.beta, epoch, None, test, log)
+        return TrainResult(model.cpu(), test.beta, epoch, None, test, log)
 
     stage_1 = bench.stage(1)
     _, log, _ = run_stage(stage_1, vectors, model_cfg, loss_cfg, cfg, 1, cfg.epochs, **kwargs)
@@ -250,7 +261,7 @@ def train(
     )
     test = evaluate(model, stage_2.evaluation, vectors, stage_2.seen, stage_2.unseen).metrics(validation.beta)
     test = replace(test, grid=f"beta chosen on validation, {validation.grid}")
-    return TrainResult(model, validation.beta, epoch, validation, test, log + log_2)
+    return TrainResult(model.cpu(), validation.beta, epoch, validation, test, log + log_2)
 
 
 def to_checkpoint(

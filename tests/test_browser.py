@@ -1,7 +1,7 @@
 """The real app in a real browser: Debian's Chromium (/usr/bin/chromium, never `playwright install`) driven
 by Playwright. Upload a video, read the top prediction, edit a description and watch the prediction panel
-change, open every tab. Screenshots go to tests/artifacts/ (kept by CI) and, one per tab, to
-docs/screenshots/ for the README.
+change, open every tab. Screenshots go to tests/artifacts/ (kept by CI); with KDA_UPDATE_SCREENSHOTS=1 they
+also replace the README's ones in docs/screenshots/ (so a plain test run leaves the tracked files alone).
 
 Skipped when Chromium or Playwright is missing, except under CI (CI=true), where that is a failure.
 """
@@ -76,12 +76,13 @@ def page(app):
 
 
 def shoot(page, name: str) -> None:
-    """One screenshot into the test artefacts, copied into docs/screenshots for the README."""
+    """One screenshot into the test artefacts (and the README's, with KDA_UPDATE_SCREENSHOTS=1)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(500)  # let plotly finish its transition
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    shutil.copyfile(ARTIFACTS / f"{name}.png", SCREENSHOTS / f"{name}.png")
+    if os.environ.get("KDA_UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / f"{name}.png", SCREENSHOTS / f"{name}.png")
 
 
 def open_tab(page, name: str) -> None:

@@ -53,7 +53,7 @@ def test_evaluate_writes_json_and_scores_that_recompute(trained, tmp_path):
         tmp_path / "s.npz",
     )
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert set(metrics) == {"seen", "unseen", "hm", "zsl", "beta"}
+    assert set(metrics) == {"seen", "unseen", "hm", "zsl", "beta", "grid"}  # grid: "" at a given beta
     assert f"{metrics['hm']:.2f}" in out.stdout
     stored = json.loads((ck / "config.json").read_text())["metrics"]["test"]
     assert metrics["hm"] == pytest.approx(stored["hm"], abs=1e-6)

@@ -57,3 +57,21 @@ def test_extraction_uses_every_25_fps_clip(videos, fps):
 
     plan = next(video_inputs(videos[fps], ExtractOptions("cls", max_clips=None)))
     assert plan == ("plan", 4)  # 50 frames at 25 fps: ceil(50 / 16) clips, whatever the native rate
+
+
+def test_every_clip_is_the_default_and_is_recorded():
+    import inspect
+    from types import SimpleNamespace
+
+    from kda.media.extract import extract_dataset, extract_video, sampling_record
+    from kda.settings import get_setting
+
+    for function in (extract_video, extract_dataset):
+        assert inspect.signature(function).parameters["max_clips"].default is None  # benchmark-exact
+    exact = SimpleNamespace(caps="every C3D clip at 25 fps (benchmark-exact)", sampled=0)
+    assert sampling_record(get_setting("cls"), exact) == {
+        "caps": exact.caps,
+        "videos_sampled": 0,
+        "c3d_fps": 25,
+        "every_clip": True,
+    }

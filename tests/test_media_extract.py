@@ -4,6 +4,7 @@
 import contextlib
 import csv
 import io
+import json
 import subprocess
 import sys
 
@@ -152,7 +153,9 @@ def test_extract_writes_a_benchmark_root_that_loads_in_both_stages(extracted, la
     assert "skipped broken.mp4" in stderr and "NotMedia" not in stdout  # reported, not fatal
     summary = stdout.strip().splitlines()[-1]
     assert "9 of 10 videos written" in summary and "1 failed" in summary and "OFFLINE" in summary
-    assert "cap per video: 1 C3D clips, 2 audio examples" in summary
+    assert "cap per video: 1 C3D clips (speed cap), 2 audio examples" in summary
+    sampling = json.loads((out / "extraction.json").read_text())["sampling"]  # the cap is in the provenance
+    assert sampling["c3d_fps"] == 25 and sampling["every_clip"] is False and "speed cap" in sampling["caps"]
     bench = load_benchmark(out, "mine", "cls")
     assert sorted(bench.classes) == sorted(COLORS)
     assert (out / "class-split" / "mine_w2v_class_names.csv").exists()  # how the root names its dataset

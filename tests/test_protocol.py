@@ -114,7 +114,9 @@ def models_per_epoch(bench, knowledge, cfg, stage_number):
 
 
 def scores_per_epoch(models, stage, knowledge):
-    return [best_over_beta(*distances(m, stage.evaluation, knowledge.vectors, stage.seen, stage.unseen)) for m in models]
+    return [
+        best_over_beta(*distances(m, stage.evaluation, knowledge.vectors, stage.seen, stage.unseen)) for m in models
+    ]
 
 
 def first_argmax(values) -> int:

@@ -16,12 +16,17 @@ from kda.knowledge import TINY_TEXT_ENCODER
 from kda.knowledge.store import Knowledge, save_knowledge
 from kda.studio import Studio
 
-EXTRACTED_FEATURES = {
-    "source": "kda extract",
-    "audio_backbone": "vggish",
-    "visual_backbone": "c3d",
-    "caps": "cap per video: 1 C3D clips, 1 audio examples",
-}
+
+def extracted_features(root, weights):
+    """What the checkpoint must record of a root `kda extract` wrote: its backbones and caps, and the weights."""
+    manifest = json.loads((root / EXTRACTION_MANIFEST).read_text())
+    assert (manifest["audio_backbone"], manifest["visual_backbone"]) == ("vggish", "c3d")
+    assert "1 C3D clips" in manifest["caps"] and "1 audio examples" in manifest["caps"]
+    return {
+        "source": "kda extract",
+        "weights": weights,
+        **{k: manifest[k] for k in ("audio_backbone", "visual_backbone", "caps")},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +38,10 @@ def knowledge_file(tmp_path_factory):
     return save_knowledge(knowledge, tmp_path_factory.mktemp("knowledge") / "tiny.json")
 
 
-def train(root, dataset, out, *extra):
+def train(root, dataset, out, *extra, batch_size=2):
     code, stdout, stderr = run_cli(
         "train", "--root", root, "--dataset", dataset, "--setting", "cls", "--out", out, "--epochs", 1,
-        "--batch-size", 2, "--samples-per-class", 1, "--quiet", *extra,
+        "--batch-size", batch_size, "--samples-per-class", 1, "--quiet", *extra,
     )  # fmt: skip
     assert code == 0, stderr
     assert stdout.strip().splitlines()[-1] == f"checkpoint written to {out}"
@@ -49,7 +54,7 @@ def test_offline_extraction_is_recorded_in_the_checkpoint(tiny_root, knowledge_f
     config = train(tiny_root, "tiny", out, "--knowledge", knowledge_file, "--text-encoder", TINY_TEXT_ENCODER)
     assert config["features"] == {"setting": "cls", "audio_dim": 128, "visual_dim": 4096, "weights": "offline"}
     provenance = config["provenance"]
-    assert provenance["features"] == {**EXTRACTED_FEATURES, "weights": "offline"}
+    assert provenance["features"] == extracted_features(tiny_root, "offline")
     assert (provenance["dataset"], provenance["root"], provenance["setting"]) == ("tiny", str(tiny_root), "cls")
     assert provenance["knowledge"] == str(knowledge_file)
     assert config["text_encoder"] == TINY_TEXT_ENCODER
@@ -70,13 +75,13 @@ def test_pretrained_extraction_is_recorded_as_pretrained(tiny_root, knowledge_fi
     out = tmp_path / "ck"
     config = train(root, "tiny", out, "--knowledge", knowledge_file, "--text-encoder", TINY_TEXT_ENCODER)
     assert config["features"]["weights"] == "pretrained"
-    assert config["provenance"]["features"] == {**EXTRACTED_FEATURES, "weights": "pretrained"}
+    assert config["provenance"]["features"] == extracted_features(root, "pretrained")
     assert not Studio(load_checkpoint(out)).offline
 
 
 def test_synthetic_root_is_recorded_as_synthetic(ucf_synth, tmp_path):
     out = tmp_path / "ck"
-    config = train(ucf_synth, "UCF", out)
+    config = train(ucf_synth, "UCF", out, batch_size=256)
     assert config["features"]["weights"] == "none"
     features = config["provenance"]["features"]
     synthetic = json.loads((ucf_synth / SYNTHETIC_MANIFEST).read_text())
@@ -90,6 +95,6 @@ def test_public_features_without_a_manifest_are_recorded_as_pretrained(ucf_synth
     root = tmp_path / "public"
     shutil.copytree(ucf_synth, root)
     (root / SYNTHETIC_MANIFEST).unlink()  # what the public AVCA download looks like
-    config = train(root, "UCF", tmp_path / "ck", "--knowledge", root / "knowledge_vectors.npz")
+    config = train(root, "UCF", tmp_path / "ck", "--knowledge", root / "knowledge_vectors.npz", batch_size=256)
     assert config["features"]["weights"] == "pretrained"
     assert config["provenance"]["features"] == {"source": "benchmark features", "weights": "pretrained"}

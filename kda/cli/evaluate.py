@@ -20,7 +20,11 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", help=f"{', '.join(DATASETS)} or a `kda extract` name; default: the checkpoint's")
     p.add_argument("--beta", type=float, help="override the checkpoint's beta")
     p.add_argument("--device", default="auto", help="where the model runs: auto, cpu, cuda or cuda:N")
-    p.add_argument("--json", dest="json_out", help="write seen, unseen, hm, zsl, beta as JSON to this file")
+    p.add_argument(
+        "--json",
+        dest="json_out",
+        help="write seen, unseen, hm, zsl, beta (and grid, empty at a given beta) as JSON to this file",
+    )
     p.add_argument(
         "--scores-out",
         help="write per-video distances, true labels, class names and seen flags (.npz, or .json) to recompute "

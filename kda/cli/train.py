@@ -82,6 +82,7 @@ def register(subparsers) -> None:
         help="test videos per class stored in the checkpoint as its reference sample (the app plots them); 0: none",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    p.add_argument("--device", default="auto", help="where to train: auto, cpu, cuda or cuda:N")
     p.add_argument("--description", help="what this checkpoint is, in words (stored in its provenance)")
     p.set_defaults(run=run)
 
@@ -102,6 +103,7 @@ def run(args) -> int:
     from kda.checkpoint import save_checkpoint
     from kda.class_vectors import load_vectors
     from kda.cli import CliError
+    from kda.device import resolve_device
     from kda.losses import loss_preset
     from kda.presets import get_preset
     from kda.train import to_checkpoint, train
@@ -143,7 +145,9 @@ def run(args) -> int:
         warnings.simplefilter("always")
         if cfg.protocol == "released":
             print("warning: protocol 'released' selects the epoch and beta on the TEST set", file=sys.stderr)
-        result = train(bench, knowledge, model_cfg, loss_cfg, cfg, progress=not args.quiet, on_epoch=on_epoch)
+        result = train(
+            bench, knowledge, model_cfg, loss_cfg, cfg, not args.quiet, on_epoch, device=resolve_device(args.device)
+        )
     log_file.close()
     ckpt = to_checkpoint(
         result,

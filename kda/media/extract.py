@@ -1,8 +1,10 @@
 """Video in, features out: one video -> `VideoFeatures` (`extract_video`), and a labelled folder of videos
 -> an AVCA dataset root (`extract_dataset`) that `kda.benchmark.load_benchmark` reads and `kda train` trains on.
 
-Cost is bounded by sampling: at most `max_clips` C3D clips (or `frames` CLIP frames) and `max_examples`
-VGGish examples per video, spread evenly over it; whenever sampling drops anything, a note says so.
+C3D sees the video as the benchmark did, converted to 25 fps (`kda.media.c3d.benchmark_frames`), and by
+default every 16-frame clip (`max_clips=None`, benchmark-exact). Caps are speed options: `max_clips` C3D clips
+(or `frames` CLIP frames) and `max_examples` VGGish examples per video, spread evenly; whenever sampling drops
+anything a note says so, and `extract_dataset` records the caps in extraction.json ("sampling").
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from kda.media.labels import LabelsError, assign, check_folders_filled, read_lab
 from kda.media.pipeline import DEFAULT_BATCH, ExtractOptions, Networks, Progress, extract_in_process, extract_many
 from kda.settings import FeatureSetting, get_setting
 
-DEFAULT_MAX_CLIPS = 16  # C3D clips per video: ~2.3 s each on 2 CPU cores, so <= ~40 s per video
+DEFAULT_MAX_CLIPS = 16  # a speed cap for interactive use (the app); extraction defaults to every clip
 DEFAULT_MAX_EXAMPLES = 64  # VGGish examples (0.96 s each) per video: ~75 ms each on 2 CPU cores
 DEFAULT_FRAMES = 8  # CLIP frames per video, evenly spaced in time
 
