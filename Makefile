@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: app test lint setup system-deps bench checkpoint screenshots
+.PHONY: app test lint setup system-deps bench checkpoint screenshots mutants
 
 # KDA Studio on 127.0.0.1:7860 with the bundled demo checkpoint, offline.
 app: $(STAMP)
@@ -19,6 +19,16 @@ screenshots: $(STAMP) system-deps
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# Mutation testing of the modules that decide results (configured in pyproject.toml [tool.mutmut]): losses, metrics,
+# the training protocol, checkpoints, class binding and the extraction cache's entries. Prints every survivor.
+MUTANTS := 'kda.losses.*' 'kda.metrics.*' 'kda.train.*' 'kda.checkpoint.*' 'kda.class_vectors.*' 'kda.names.*' \
+	'kda.media.extract.x_read_entry__*' 'kda.media.extract.x_write_entry__*' 'kda.media.extract.x_cache_path__*' \
+	'kda.media.extract.x_source_stamp__*'
+mutants: $(STAMP)
+	rm -rf mutants
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children 2 $(MUTANTS)
+	$(VENV)/bin/mutmut results
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done

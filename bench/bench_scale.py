@@ -56,7 +56,7 @@ def throughput(paths: dict, options: ExtractOptions, networks: Networks) -> None
     for workers in (0, 1, 2):
         clips = 0
         start = time.perf_counter()
-        extract_many(paths, options, networks, count, workers=workers, batch=CLIPS)
+        extract_many(paths, options, networks, count, workers=workers)
         seconds = time.perf_counter() - start
         rates[workers] = (len(paths) / seconds, clips / seconds)
         base = rates[0][0]
@@ -78,17 +78,17 @@ from kda.media.pipeline import ExtractOptions, Networks, extract_in_process
 networks = Networks("cls", "offline")
 if sys.argv[1] != "-":
     start = time.perf_counter()
-    features = extract_in_process(sys.argv[1], ExtractOptions("cls", max_clips=int(sys.argv[2])), networks, 8)
+    features = extract_in_process(sys.argv[1], ExtractOptions("cls", max_clips=int(sys.argv[2])), networks, int(sys.argv[3]))
     print(f"{features.visual_units[0]} of {features.visual_units[1]} clips, {features.audio_units[0]} audio examples, "
           f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 
 
-def peak_rss(path: str, clips: int) -> float:
+def peak_rss(path: str, clips: int, batch: int = 1) -> float:
     """MiB, measured in a fresh process."""
     result = subprocess.run(
-        [sys.executable, "-c", PEAK, path, str(clips)], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", PEAK, path, str(clips), str(batch)], cwd=ROOT, capture_output=True, text=True, check=True
     )
     if result.stderr.strip():
         print(f"  {result.stderr.strip().splitlines()[-1]}")
@@ -116,10 +116,11 @@ def main() -> None:
             f"peak RSS: a {LONG_MINUTES} min 1080p video ({size:.0f} MiB, made in {time.perf_counter() - start:.0f} s)"
         )
         base = peak_rss("-", 0)
-        for clips in (8, 32):
-            peak = peak_rss(str(long), clips)
+        for clips, batch in ((8, 1), (32, 1), (8, 8)):
+            peak = peak_rss(str(long), clips, batch)
             print(
-                f"  C3D cap {clips:>2} clips: peak RSS {peak:.0f} MiB; backbones alone {base:.0f} MiB; extraction adds {peak - base:.0f} MiB"
+                f"  C3D cap {clips:>2} clips, batch {batch}: peak RSS {peak:.0f} MiB; backbones alone {base:.0f} MiB; "
+                f"extraction adds {peak - base:.0f} MiB"
             )
 
 

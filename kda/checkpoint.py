@@ -183,9 +183,9 @@ def resolve(location: str | Path) -> Path:
         repo = text[len(HUB_PREFIX) :]
         try:
             return Path(snapshot_download(repo, allow_patterns=list(FILES)))
-        except Exception as e:
+        except Exception as e:  # the Hub's errors span lines: one line is what the CLI and the app show
             raise CheckpointError(
-                f"cannot fetch checkpoint {repo} from the Hugging Face Hub ({type(e).__name__}: {e}); "
+                f"cannot fetch checkpoint {repo} from the Hugging Face Hub ({type(e).__name__}: {' '.join(str(e).split())}); "
                 "check the id and your network, or download it and pass the local folder"
             ) from e
     folder = Path(text)
@@ -275,7 +275,7 @@ def read_knowledge(section: dict, classes: list[ClassEntry], folder: Path) -> Kn
             knowledge = Knowledge("checkpoint", entries, {"method": "texts stored by an older checkpoint"})
         else:
             knowledge = parse_knowledge(section, f"{folder}/config.json 'knowledge'")
-    except (KnowledgeError, TypeError, ValueError, IndexError) as e:
+    except (KnowledgeError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise CheckpointError(f"{folder}/config.json: bad 'knowledge' section: {e}") from e
     ids = [c.id for c in classes]
     if sorted(knowledge.class_ids) != sorted(ids):

@@ -15,6 +15,7 @@ made its targets.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,12 +140,15 @@ def plain_mapping(path: Path, data: dict) -> ClassVectors:
 
 
 def read_npz(path: Path) -> ClassVectors:
-    with np.load(path, allow_pickle=False) as f:
-        missing = {"names", "embeddings"} - set(f.files)
-        if missing:
-            raise KdaError(f"{path} lacks arrays {sorted(missing)}; expected 'names' and 'embeddings'")
-        encoder = str(f["encoder"]) if "encoder" in f.files else PRECOMPUTED
-        return ClassVectors([str(n) for n in f["names"]], f["embeddings"].astype(np.float32), encoder)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = {"names", "embeddings"} - set(f.files)
+            if missing:
+                raise KdaError(f"{path} lacks arrays {sorted(missing)}; expected 'names' and 'embeddings'")
+            encoder = str(f["encoder"]) if "encoder" in f.files else PRECOMPUTED
+            return ClassVectors([str(n) for n in f["names"]], f["embeddings"].astype(np.float32), encoder)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # damaged, or arrays that need unpickling
+        raise KdaError(f"{path} is not a readable .npz embeddings file ({e})") from e
 
 
 def encode_knowledge_file(path: Path, text_encoder: str | None) -> ClassVectors:

@@ -53,7 +53,7 @@ PUBLISHED = {
     "TCaF": {"cls": {"VGGSound": (8.77, 7.41), "UCF": (50.78, 44.64), "ActivityNet": (12.20, 7.96)}},
     "ClipClap-GZSL": {"cls": {"VGGSound": (16.18, 11.53), "UCF": (55.97, 46.96), "ActivityNet": (27.93, 22.76)}},
 }
-PUBLISHED_FEATURES = {"AVCA": "the setting's", "TCaF": "cls, temporal", "ClipClap-GZSL": "CLIP + CLAP"}
+PUBLISHED_FEATURES = {"TCaF": "cls, temporal", "ClipClap-GZSL": "CLIP + CLAP"}  # AVCA: the setting's own
 
 
 class ReproduceError(KdaError):
@@ -82,7 +82,8 @@ def published(dataset: str, setting: str) -> list[dict]:
     for method, by_setting in PUBLISHED.items():
         if dataset in by_setting.get(setting, {}):
             hm, zsl = by_setting[setting][dataset]
-            rows.append({"method": method, "features": PUBLISHED_FEATURES[method], "hm": hm, "zsl": zsl})
+            features = PUBLISHED_FEATURES.get(method, setting)
+            rows.append({"method": method, "features": features, "hm": hm, "zsl": zsl})
     return rows
 
 

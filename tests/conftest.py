@@ -83,3 +83,13 @@ def tiny_root(tiny_videos, tmp_path_factory):
     assert code == 0, stderr
     assert "6 extracted, 0 already there" in stdout, stdout
     return out
+
+
+# Slow tests, in the order `make mutants` should reach them: last, so that a mutant a fast test kills costs little.
+SLOW_FOR_MUTANTS = ("tests/test_protocol.py",)
+
+
+def pytest_collection_modifyitems(items):
+    """Under mutmut (which runs the tests that cover each mutant with -x), run the slow protocol tests last."""
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        items.sort(key=lambda item: item.nodeid.startswith(SLOW_FOR_MUTANTS))

@@ -53,6 +53,7 @@ def stored(entry):
 # -- the extraction cache ----------------------------------------------------------------------------------
 
 
+@pytest.mark.media
 @needs_ffmpeg
 def test_entries_say_what_made_them(tiny_videos, tiny_root):
     for filename in TINY_SPLITS:
@@ -64,6 +65,7 @@ def test_entries_say_what_made_them(tiny_videos, tiny_root):
         assert visual.shape == (4096,)
 
 
+@pytest.mark.media
 @needs_ffmpeg
 def test_same_files_and_parameters_reuse_every_entry(copies):
     videos, out = copies
@@ -73,12 +75,14 @@ def test_same_files_and_parameters_reuse_every_entry(copies):
     assert {p: p.stat().st_mtime_ns for p in (out / CACHE_DIR).rglob("*.npz")} == before
 
 
+@pytest.mark.media
 @needs_ffmpeg
 def test_a_parameter_the_setting_does_not_use_keeps_the_entries(copies):
     videos, out = copies
     assert "0 extracted, 6 already there" in extract_again(videos, out, "--frames", "3")  # C3D takes clips
 
 
+@pytest.mark.media
 @needs_ffmpeg
 def test_a_changed_source_file_is_recomputed(copies):
     videos, out = copies
@@ -91,6 +95,7 @@ def test_a_changed_source_file_is_recomputed(copies):
     assert not np.allclose(new_visual, old_visual)
 
 
+@pytest.mark.media
 @needs_ffmpeg
 def test_damaged_entries_are_recomputed(copies):
     videos, out = copies
@@ -100,6 +105,7 @@ def test_damaged_entries_are_recomputed(copies):
     assert stored(entry)[1].shape == (4096,)
 
 
+@pytest.mark.media
 @needs_ffmpeg
 @pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 not really a zip", b"\x93NUMPY", b"garbage" * 10])
 def test_an_unreadable_entry_reads_as_missing(tiny_videos, tiny_root, tmp_path, damage):
@@ -109,6 +115,7 @@ def test_an_unreadable_entry_reads_as_missing(tiny_videos, tiny_root, tmp_path, 
     assert read_entry(entry, tiny_videos / "A_0.mp4", params) is None
 
 
+@pytest.mark.media
 @needs_ffmpeg
 @pytest.mark.parametrize(
     "change",
@@ -130,6 +137,7 @@ def test_an_entry_is_read_only_with_the_parameters_that_made_it(tiny_videos, tin
     assert read_entry(entry, source, {**params, **change}) is None
 
 
+@pytest.mark.media
 @needs_ffmpeg
 def test_an_entry_of_another_file_or_a_missing_file_is_not_read(tiny_videos, tiny_root, tmp_path):
     entry = entry_of(tiny_root, "A_0.mp4")
@@ -216,3 +224,117 @@ def test_a_checkpoints_text_vectors_seed_the_cache_only_for_the_encoder_that_mad
     assert session.last_encoded == 3  # every text again: the checkpoint's vectors came from other weights
     t = impostor.encode(["Archery", TEXTS[1], "A new sentence about archery."]).mean(axis=0)
     np.testing.assert_allclose(session.matrix[0], t / np.linalg.norm(t), atol=1e-6)
+
+
+# -- the extraction cache's entries, without extracting (what `make mutants` runs) ------------------------------
+
+
+def features(audio=True):
+    from kda.media.extract import VideoFeatures
+
+    rng = np.random.default_rng(0)
+    return VideoFeatures(
+        path="v.mp4",
+        setting="cls",
+        audio=rng.random(128, dtype=np.float32) if audio else None,
+        visual=rng.random(4096, dtype=np.float32),
+        duration=1.0,
+        offline=True,
+        notes=["a note"],
+        visual_units=(1, 2),
+        audio_units=(1, 1),
+    )
+
+
+PARAMS = {"setting": "cls", "weights": "offline", "max_clips": 1, "max_examples": 1}
+
+
+def test_entry_round_trip(tmp_path):
+    from kda.media.extract import write_entry
+
+    source = tmp_path / "v.mp4"
+    source.write_bytes(b"video bytes")
+    entry = cache_path(tmp_path / "out", "cls", "dir/v.mp4")
+    made = features()
+    written = write_entry(entry, source, PARAMS, made)
+    read = read_entry(entry, source, PARAMS)
+    for result in (written, read):
+        np.testing.assert_array_equal(result["audio"], made.audio)
+        np.testing.assert_array_equal(result["visual"], made.visual)
+        assert (result["offline"], result["sampled"], result["notes"]) == (True, True, ["a note"])
+        assert result["params"] == PARAMS and result["source"] == source_stamp(source)
+    assert not list(entry.parent.glob("*.part*"))  # written under a temporary name, then moved
+    silent = cache_path(tmp_path / "out", "cls", "silent.mp4")
+    write_entry(silent, source, PARAMS, features(audio=False))
+    assert read_entry(silent, source, PARAMS)["audio"] is None
+
+
+@pytest.mark.parametrize("change", [{"weights": "pretrained"}, {"setting": "clip"}, {"max_clips": 2}, {"frames": 8}])
+def test_entry_with_other_parameters_is_not_read(tmp_path, change):
+    from kda.media.extract import write_entry
+
+    source = tmp_path / "v.mp4"
+    source.write_bytes(b"video bytes")
+    entry = cache_path(tmp_path, "cls", "v.mp4")
+    write_entry(entry, source, PARAMS, features())
+    assert read_entry(entry, source, {**PARAMS, **change}) is None
+
+
+def test_entry_of_a_changed_source_is_not_read(tmp_path):
+    from kda.media.extract import write_entry
+
+    source = tmp_path / "v.mp4"
+    source.write_bytes(b"video bytes")
+    entry = cache_path(tmp_path, "cls", "v.mp4")
+    write_entry(entry, source, PARAMS, features())
+    stamp = source.stat().st_mtime_ns
+    os.utime(source, ns=(stamp, stamp + 1))  # touched: same bytes, one nanosecond later
+    assert read_entry(entry, source, PARAMS) is None
+    os.utime(source, ns=(stamp, stamp))
+    assert read_entry(entry, source, PARAMS) is not None  # back as it was: readable (not None is the point)
+    source.write_bytes(b"other video")  # same length, new bytes and time
+    os.utime(source, ns=(stamp, stamp))
+    assert source_stamp(source) == f"{len(b'other video')}:{stamp}"
+    source.write_bytes(b"a longer video file")
+    os.utime(source, ns=(stamp, stamp))  # same time, another size
+    assert read_entry(entry, source, PARAMS) is None
+    source.unlink()
+    assert read_entry(entry, source, PARAMS) is None
+    assert read_entry(entry, source, PARAMS, require_source=False)["visual"].shape == (4096,)
+
+
+def test_cache_paths_keep_settings_and_folders_apart(tmp_path):
+    paths = {
+        cache_path(tmp_path, "cls", "a/v.mp4"),
+        cache_path(tmp_path, "cls", "b/v.mp4"),
+        cache_path(tmp_path, "clip", "a/v.mp4"),
+        cache_path(tmp_path, "cls", "a/v.mp4 "),
+    }
+    assert len(paths) == 4
+    odd = cache_path(tmp_path, "cls", "we ird/név?.mp4")
+    assert odd.parent == tmp_path / CACHE_DIR / "cls" and odd.suffix == ".npz"
+    assert all(c.isalnum() or c in "-_." for c in odd.name)
+
+
+def test_cache_path_is_readable_and_unique(tmp_path):
+    import hashlib
+
+    digest = hashlib.sha256(b"dir/we ird?.mp4").hexdigest()[:12]
+    assert cache_path(tmp_path, "cls", "dir/we ird?.mp4") == tmp_path / CACHE_DIR / "cls" / f"we_ird_.mp4-{digest}.npz"
+    long = cache_path(tmp_path, "cls", "x" * 200 + ".mp4").name
+    assert long == "x" * 80 + f"-{hashlib.sha256(('x' * 200 + '.mp4').encode()).hexdigest()[:12]}.npz"
+
+
+def test_entries_load_without_unpickling(tmp_path):
+    from kda.media.extract import write_entry
+
+    source = tmp_path / "v.mp4"
+    source.write_bytes(b"video bytes")
+    entry = cache_path(tmp_path, "cls", "silent.mp4")
+    write_entry(entry, source, PARAMS, features(audio=False))
+    with np.load(entry, allow_pickle=False) as data:  # every array, the unused audio included
+        assert {name: data[name].dtype.kind for name in data.files} == {"audio": "f", "visual": "f", "meta": "U"}
+    # An entry whose arrays need unpickling (a file from elsewhere) is never loaded, so never executed.
+    meta = json.dumps({"params": PARAMS, "source": source_stamp(source), "has_audio": False})
+    np.savez(entry, audio=np.zeros(0), visual=np.zeros(4096), meta=np.array(meta, dtype=object))
+    assert read_entry(entry, source, PARAMS) is None

@@ -58,8 +58,14 @@ def test_unreadable_knowledge_files(tmp_path):
     np.savez(tmp_path / "x.npz", foo=np.ones(2))
     with pytest.raises(KdaError, match="lacks arrays"):
         load_vectors(tmp_path / "x.npz")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"knowledge file .*absent.npz does not exist"):
         load_vectors(tmp_path / "absent.npz")
+    np.savez(tmp_path / "pickled.npz", names=np.array(["a", "b"], dtype=object), embeddings=np.ones((2, 3)))
+    with pytest.raises(KdaError, match=r"pickled.npz is not a readable .npz embeddings file \(Object arrays cannot"):
+        load_vectors(tmp_path / "pickled.npz")  # never unpickled: a file from elsewhere could run code
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "pickled.npz").read_bytes()[:100])
+    with pytest.raises(KdaError, match=r"cut.npz is not a readable .npz embeddings file"):
+        load_vectors(tmp_path / "cut.npz")
 
 
 def test_feature_dims_that_do_not_fit_the_model(tmp_path, ucf_synth):

@@ -31,9 +31,10 @@ def trained(tmp_path_factory):
 
 def test_train_prints_table_and_beats_chance(trained):
     root, ck, stdout = trained
-    assert "HM" in stdout and "test" in stdout
     config = json.loads((ck / "config.json").read_text())
     test = config["metrics"]["test"]
+    row = next(line for line in stdout.splitlines() if line.startswith("test "))  # the table of the stored metrics
+    assert row.split()[1:5] == [f"{test[k]:.2f}" for k in ("seen", "unseen", "hm", "zsl")]
     chance = 100 / 48  # 42 seen + 6 unseen candidate classes
     assert test["unseen"] > 5 * chance and test["hm"] > 5 * chance
     assert (ck / "train_log.jsonl").read_text().count("\n") == 12 + config["metrics"]["best_epoch"]

@@ -15,6 +15,7 @@ from kda.knowledge import (
     OFFLINE_TEXT_ENCODER,
     TINY_TEXT_ENCODER,
     EmbeddingCache,
+    KnowledgeError,
     TextEncoderError,
     class_embeddings,
     load_knowledge,
@@ -164,5 +165,5 @@ def test_persisted_cache(tiny, tmp_path):
 def test_corrupt_cache_file_is_a_clear_error(tmp_path):
     path = tmp_path / "cache.npz"
     path.write_bytes(b"not a zip")
-    with pytest.raises(Exception, match="cannot read embedding cache"):
+    with pytest.raises(KnowledgeError, match="cannot read embedding cache"):
         EmbeddingCache(path)

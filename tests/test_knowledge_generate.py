@@ -14,6 +14,8 @@ from kda.knowledge import (
     ASPECTS,
     Description,
     Knowledge,
+    KnowledgeError,
+    LLMAuthError,
     LLMKeyMissingError,
     LLMMalformedOutputError,
     LLMRateLimitError,
@@ -241,7 +243,7 @@ def test_unreachable_base_url(tmp_path):
 
 def test_wrong_key_is_not_retried(tmp_path):
     with ScriptedLLM(lambda b, n: Reply(status=401, body={"error": {"message": "bad key"}})) as llm:
-        with pytest.raises(Exception, match="rejected the API key"):
+        with pytest.raises(LLMAuthError, match="rejected the API key"):
             describe_classes(["Archery"], tmp_path / "k.json", base_url=llm.base_url, api_key="sk-wrong", **FAST)
         assert len(llm.requests) == 1
 
@@ -249,7 +251,7 @@ def test_wrong_key_is_not_retried(tmp_path):
 def test_unreadable_output_file_is_never_overwritten(tmp_path):
     out = tmp_path / "k.json"
     out.write_text("my notes, not JSON")
-    with ScriptedLLM(good) as llm, pytest.raises(Exception, match="not valid JSON"):
+    with ScriptedLLM(good) as llm, pytest.raises(KnowledgeError, match="not valid JSON"):
         describe_classes(["Archery"], out, base_url=llm.base_url, **FAST)
     assert out.read_text() == "my notes, not JSON"
 

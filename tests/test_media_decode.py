@@ -166,7 +166,8 @@ def test_resampling_is_resampys_default_filter(tmp_path):
     assert audio.native_rate == 44100
     assert len(audio.samples) == len(expected)
     assert np.abs(audio.samples - expected).max() < 1e-5
-    assert resample(np.ones(10, np.float32), SAMPLE_RATE) is not None
+    at_16k = np.linspace(-1, 1, 10, dtype=np.float32)
+    np.testing.assert_array_equal(resample(at_16k, SAMPLE_RATE), at_16k)  # already 16 kHz: untouched
 
 
 MEMORY_SCRIPT = """
@@ -187,4 +188,4 @@ def test_decoding_4k_and_10_minutes_stays_in_bounded_memory(media_files):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     grew = json.loads(proc.stdout.strip().splitlines()[-1])["grew_mib"]
-    assert grew < 768, f"decoding grew the process by {grew:.0f} MiB"
+    assert grew < 384, f"decoding grew the process by {grew:.0f} MiB"  # measured: 225 MiB (librosa included)

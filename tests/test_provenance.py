@@ -10,7 +10,7 @@ import pytest
 from conftest import run_cli
 from media_factory import needs_ffmpeg
 
-from kda.benchmark import EXTRACTION_MANIFEST, SYNTHETIC_MANIFEST
+from kda.benchmark import EXTRACTION_MANIFEST, SYNTHETIC_MANIFEST, feature_source
 from kda.checkpoint import load_checkpoint
 from kda.knowledge import TINY_TEXT_ENCODER
 from kda.knowledge.store import Knowledge, save_knowledge
@@ -48,6 +48,7 @@ def train(root, dataset, out, *extra, batch_size=2):
     return json.loads((out / "config.json").read_text())
 
 
+@pytest.mark.media
 @needs_ffmpeg
 def test_offline_extraction_is_recorded_in_the_checkpoint(tiny_root, knowledge_file, tmp_path):
     out = tmp_path / "ck"
@@ -65,6 +66,7 @@ def test_offline_extraction_is_recorded_in_the_checkpoint(tiny_root, knowledge_f
     assert Studio(ckpt).offline  # the app runs the offline extractor, and says so
 
 
+@pytest.mark.media
 @needs_ffmpeg
 def test_pretrained_extraction_is_recorded_as_pretrained(tiny_root, knowledge_file, tmp_path):
     root = tmp_path / "pretrained"
@@ -93,8 +95,7 @@ def test_synthetic_root_is_recorded_as_synthetic(ucf_synth, tmp_path):
 
 def test_public_features_without_a_manifest_are_recorded_as_pretrained(ucf_synth, tmp_path):
     root = tmp_path / "public"
-    shutil.copytree(ucf_synth, root)
-    (root / SYNTHETIC_MANIFEST).unlink()  # what the public AVCA download looks like
-    config = train(root, "UCF", tmp_path / "ck", "--knowledge", root / "knowledge_vectors.npz", batch_size=256)
-    assert config["features"]["weights"] == "pretrained"
-    assert config["provenance"]["features"] == {"source": "benchmark features", "weights": "pretrained"}
+    shutil.copytree(ucf_synth / "class-split", root / "class-split")  # what the public AVCA download looks like
+    assert feature_source(root) == {"source": "benchmark features", "weights": "pretrained"}
+    (root / SYNTHETIC_MANIFEST).write_text((ucf_synth / SYNTHETIC_MANIFEST).read_text())
+    assert feature_source(root)["weights"] == "none"

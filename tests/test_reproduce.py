@@ -205,3 +205,11 @@ def test_the_readme_spelling_of_the_split_folder_is_accepted():
     assert dataset_prefix_in(names, "VGGSound") == "x/VGGSound/"
     assert dataset_prefix_in(names, "ActivityNet") is None
     assert Path("unused").name == "unused"
+
+
+def test_published_numbers_per_dataset_and_setting():
+    from kda.reproduce import published
+
+    assert published("UCF", "main") == [{"method": "AVCA", "features": "main", "hm": 27.15, "zsl": 20.01}]
+    cls = {row["method"]: (row["hm"], row["zsl"]) for row in published("VGGSound", "cls")}
+    assert cls == {"AVCA": (8.31, 6.91), "TCaF": (8.77, 7.41), "ClipClap-GZSL": (16.18, 11.53)}

@@ -11,7 +11,7 @@ def register(subparsers) -> None:
     from kda.media.backbones import WEIGHTS
     from kda.media.decode import Limits
     from kda.media.extract import DEFAULT_FRAMES, DEFAULT_MAX_CLIPS, DEFAULT_MAX_EXAMPLES
-    from kda.media.pipeline import DEFAULT_BATCH, PRECISIONS
+    from kda.media.pipeline import CPU_BATCH, GPU_BATCH, PRECISIONS
     from kda.settings import list_settings
 
     p = subparsers.add_parser(
@@ -54,7 +54,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="where the networks run: auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: faster on GPUs, not benchmark-exact")
     p.add_argument("--workers", type=int, default=0, help="decoding processes (0: decode in this process)")
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="clips (or examples) per network pass")
+    p.add_argument(
+        "--batch", type=int, help=f"C3D clips per network pass (default {CPU_BATCH} on a CPU, {GPU_BATCH} on a GPU)"
+    )
     p.add_argument(
         "--shard",
         help="K/N: extract only part K of N of the labelled videos into OUT/shards/K-of-N (e.g. one job of an array)",
@@ -72,7 +74,7 @@ def run(args) -> int:
     from kda.media.decode import Limits
     from kda.media.extract import extract_dataset, parse_shard
 
-    if min(args.max_clips or 1, args.max_examples, args.frames, args.batch) < 1 or args.max_minutes <= 0:
+    if min(args.max_clips or 1, args.max_examples, args.frames, args.batch or 1) < 1 or args.max_minutes <= 0:
         raise CliError("--max-clips, --max-examples, --frames and --batch must be at least 1, --max-minutes positive")
     if args.workers < 0 or (args.shard and args.merge):
         raise CliError("--workers must be at least 0; --shard and --merge are separate runs")

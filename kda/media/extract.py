@@ -33,7 +33,16 @@ from kda.media.c3d import BENCHMARK_FPS
 from kda.media.decode import DEFAULT_LIMITS, Limits
 from kda.media.errors import MediaError
 from kda.media.labels import LabelsError, assign, check_folders_filled, read_labels
-from kda.media.pipeline import DEFAULT_BATCH, ExtractOptions, Networks, Progress, extract_in_process, extract_many
+from kda.media.pipeline import (
+    CPU_BATCH,
+    DEFAULT_BATCH,
+    GPU_BATCH,
+    ExtractOptions,
+    Networks,
+    Progress,
+    extract_in_process,
+    extract_many,
+)
 from kda.settings import FeatureSetting, get_setting
 
 DEFAULT_MAX_CLIPS = 16  # a speed cap for interactive use (the app); extraction defaults to every clip
@@ -76,13 +85,15 @@ def extract_video(
     limits: Limits = DEFAULT_LIMITS,
     device="cpu",
     precision: str = "fp32",
-    batch: int = DEFAULT_BATCH,
+    batch: int | None = DEFAULT_BATCH,
     progress: Progress | None = None,
 ) -> VideoFeatures:
     """Features of one video, in memory. Raises a `MediaError` subclass for a file that cannot be used; a
     video without (usable) audio gives `audio=None` and a note (visual-only). `max_clips=None`: every clip."""
     options = ExtractOptions(setting, max_clips, max_examples, frames, limits).check()
-    result = extract_in_process(path, options, Networks(setting, weights, device, precision), batch, progress)
+    networks = Networks(setting, weights, device, precision)
+    batch = batch or (CPU_BATCH if networks.device.type == "cpu" else GPU_BATCH)
+    result = extract_in_process(path, options, networks, batch, progress)
     if isinstance(result, MediaError):
         raise result
     return result
@@ -167,7 +178,7 @@ def extract_dataset(
     device="cpu",
     precision: str = "fp32",
     workers: int = 0,
-    batch: int = DEFAULT_BATCH,
+    batch: int | None = DEFAULT_BATCH,
     shard: tuple[int, int] | None = None,
     merge: bool = False,
     log: Callable[[str], None] = print,

@@ -33,7 +33,10 @@ from kda.media.vggish import EXAMPLE_SAMPLES, log_mel_examples, num_examples
 from kda.settings import get_setting
 
 PRECISIONS = ("fp32", "bf16")
-DEFAULT_BATCH = 8  # C3D clips (or VGGish examples / CLIP frames) per forward pass
+# C3D clips per forward pass. On a CPU a batch buys no speed and each clip in it holds ~270 MB of activations;
+# on a GPU a large batch is what keeps it busy.
+CPU_BATCH, GPU_BATCH = 1, 64
+DEFAULT_BATCH = None  # None: CPU_BATCH or GPU_BATCH by the networks' device
 QUEUE_CHUNKS = 2  # chunks waiting per worker: enough to keep the networks fed, little memory
 WORKER_POLL_S = 5.0  # how often the collector checks that its workers are alive
 
@@ -75,7 +78,7 @@ class VideoInfo:
 # The CPU half
 
 
-def video_inputs(path: str | Path, options: ExtractOptions, chunk: int = DEFAULT_BATCH) -> Iterator[tuple]:
+def video_inputs(path: str | Path, options: ExtractOptions, chunk: int = CPU_BATCH) -> Iterator[tuple]:
     """Decode one video into network inputs: ("plan", number of clips or frames), ("visual", (b, 3, 16, 112, 112)
     float32 C3D clips, or (n, H, W, 3) uint8 frames for CLIP) chunks, then ("done", VideoInfo). Raises a
     MediaError."""
@@ -245,12 +248,13 @@ def extract_many(
     on_result: Callable[[str, object], None],
     *,
     workers: int = 0,
-    batch: int = DEFAULT_BATCH,
+    batch: int | None = DEFAULT_BATCH,
     progress: Progress | None = None,
 ) -> None:
     """Features of every video in `paths` (key -> file): `on_result(key, VideoFeatures | MediaError)` once per
     video, in the order they finish. A file that cannot be used reports its MediaError and stops nothing."""
     options.check()
+    batch = batch or (CPU_BATCH if networks.device.type == "cpu" else GPU_BATCH)
     if batch < 1 or workers < 0:
         raise KdaError(f"`batch` must be >= 1 and `workers` >= 0, got {batch} and {workers}")
     if workers == 0:
