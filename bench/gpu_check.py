@@ -66,7 +66,9 @@ def c3d_and_vggish(cuda) -> None:
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 fast(xc)
 
-        print(f"C3D fc7, 16-frame 112x112 clips from memory: {fp32:,.0f} clips/s fp32, {rate(bf16, len(x)):,.0f} bf16 + channels_last_3d")
+        print(
+            f"C3D fc7, 16-frame 112x112 clips from memory: {fp32:,.0f} clips/s fp32, {rate(bf16, len(x)):,.0f} bf16 + channels_last_3d"
+        )
         vg = __import__("copy").deepcopy(vggish).to(cuda)
         e = examples.to(cuda)
         print(f"VGGish, 0.96 s examples: {rate(lambda: vg(e), len(e)):,.0f} /s")
@@ -87,11 +89,21 @@ def training(cuda, folder: Path) -> None:
         for device in ("cpu", cuda) if "one pass" in name else (cuda,):
             start = time.perf_counter()
             model, log, _ = run_stage(
-                stage, knowledge.vectors, model_cfg, loss_preset("kda"), cfg, 1, cfg.epochs, progress=False, device=device
+                stage,
+                knowledge.vectors,
+                model_cfg,
+                loss_preset("kda"),
+                cfg,
+                1,
+                cfg.epochs,
+                progress=False,
+                device=device,
             )
             seconds = (time.perf_counter() - start) / cfg.epochs
             results[str(device)] = (seconds, log[-1].metrics["hm"])
-            print(f"train {name} on {device}: {seconds:.2f} s/epoch ({len(stage.train)} videos), val HM {log[-1].metrics['hm']:.2f}")
+            print(
+                f"train {name} on {device}: {seconds:.2f} s/epoch ({len(stage.train)} videos), val HM {log[-1].metrics['hm']:.2f}"
+            )
         ev_cpu = evaluate(model.cpu(), stage.evaluation, knowledge.vectors, stage.seen, stage.unseen)
         ev_gpu = evaluate(model.to(cuda), stage.evaluation, knowledge.vectors, stage.seen, stage.unseen)
         print(f"  evaluate CPU vs CUDA: max |distance diff| {np.abs(ev_cpu.distances - ev_gpu.distances).max():.2e}")
@@ -118,9 +130,13 @@ def extraction(cuda, folder: Path) -> None:
     extract_many(dict(list(paths.items())[:1]), options, Networks("cls", "offline"), cpu.__setitem__)
     for workers in (1, 4, 8):
         start = time.perf_counter()
-        extract_many(paths, options, Networks("cls", "offline", device=cuda), gpu.__setitem__, workers=workers, batch=64)
+        extract_many(
+            paths, options, Networks("cls", "offline", device=cuda), gpu.__setitem__, workers=workers, batch=64
+        )
         seconds = time.perf_counter() - start
-        print(f"extraction on CUDA, {workers} workers: {len(paths) / seconds:.2f} videos/s, {clips / seconds:.1f} clips/s")
+        print(
+            f"extraction on CUDA, {workers} workers: {len(paths) / seconds:.2f} videos/s, {clips / seconds:.1f} clips/s"
+        )
     a, b = cpu["v0"].visual, gpu["v0"].visual
     print(f"extraction CPU vs CUDA, fc7 mean: cosine {float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)):.6f}")
 
