@@ -190,7 +190,9 @@ class Studio:
         """Extract a video's features and classify them. A video without (usable) audio is classified on its
         visual features alone, said in the notes; a file without a video track raises NoVideoTrackError."""
         features = self.extract(path, progress)
+        # The extractor's own offline and no-audio notes are said again, for the prediction, below.
         notes = [n for n in features.notes if not n.endswith("features carry no meaning")]
+        notes = [n for n in notes if features.has_audio or not n.startswith("no audio track")]
         if features.offline:
             notes.append(
                 f"{self.checkpoint.setting} extractor on offline random weights: this prediction means nothing"

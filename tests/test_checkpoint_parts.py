@@ -253,7 +253,7 @@ def test_metrics_table_puts_each_value_under_its_heading():
         "                 S       U      HM     ZSL   beta",
         "test         12.35   67.89   20.50   33.33   0.25",
     ]
-    assert str(result) == result.table() and result.table().splitlines()[1].startswith(" " * 10 + "12.35")
+    assert str(result) == result.table() and result.table().splitlines()[1].startswith(" " * 13 + "12.35")
     assert json.loads(result.to_json()) == result.to_dict()
     assert result.to_json().startswith('{\n  "seen": 12.345')
 
