@@ -3,6 +3,7 @@
 checkpoints; each damaged part is a CheckpointError naming the file. Also the printed metrics table."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -184,7 +185,9 @@ def test_knowledge_section_that_does_not_parse(tmp_path, section):
     config = json.loads((tmp_path / "ck" / "config.json").read_text())
     config["knowledge"] = section
     (tmp_path / "ck" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match=r"config.json: bad 'knowledge' section: "):
+    with pytest.raises(
+        CheckpointError, match=rf"^{re.escape(str(tmp_path / 'ck'))}/config.json: bad 'knowledge' section: "
+    ):
         load_checkpoint(tmp_path / "ck")
 
 
@@ -209,13 +212,21 @@ def test_checkpoint_without_knowledge_texts(tmp_path):
 def test_config_records_what_rebuilds_the_checkpoint(tmp_path):
     ckpt = make_checkpoint()
     ckpt.feature_weights, ckpt.provenance, ckpt.metrics = "offline", {"dataset": "UCF"}, {"best_epoch": 3}
+    ckpt.text_encoder = "enc-y"
     ckpt.knowledge = ckpt.knowledge.astype(np.float64)  # stored as float32 whatever it came as
-    ckpt.samples.audio, ckpt.samples.labels = ckpt.samples.audio.astype(np.float64), np.array([0, 1, 2, 2], np.int32)
+    ckpt.samples.audio, ckpt.samples.visual = (
+        ckpt.samples.audio.astype(np.float64),
+        ckpt.samples.visual.astype(np.float64),
+    )
+    ckpt.samples.labels = np.array([0, 1, 2, 2], np.int32)
     folder = tmp_path / "new" / "deep" / "ck"  # parents are made
     save_checkpoint(ckpt, folder)
     with safe_open(str(folder / "model.safetensors"), "pt") as f:
         assert f.metadata() == {"format": "kda-checkpoint/1"}
+    with safe_open(str(folder / "samples.safetensors"), "pt") as f:
+        assert f.metadata()["format"] == "kda-samples/1"
     loaded = load_checkpoint(folder)
+    assert [(c.id, c.name, c.seen) for c in loaded.classes] == [("a", "A", True), ("b", "B", True), ("c", "C", False)]
     assert loaded.knowledge.dtype == np.float32 and loaded.samples.audio.dtype == np.float32
     assert loaded.samples.visual.dtype == np.float32 and loaded.samples.labels.dtype == np.int64
     save_checkpoint(ckpt, tmp_path / "ck")
@@ -224,7 +235,10 @@ def test_config_records_what_rebuilds_the_checkpoint(tmp_path):
     assert config["features"] == {"setting": "main", "audio_dim": 512, "visual_dim": 512, "weights": "offline"}
     assert config["classes"][2] == {"id": "c", "name": "C", "seen": False}
     assert (config["beta"], config["provenance"], config["metrics"]) == (0.4, {"dataset": "UCF"}, {"best_epoch": 3})
-    assert config["text_encoder"] == "precomputed"
+    assert config["text_encoder"] == "enc-y" and loaded.text_encoder == "enc-y"
+    ckpt.samples = None  # saving again without a sample removes the stale file
+    save_checkpoint(ckpt, folder)
+    assert load_checkpoint(folder).samples is None and not (folder / "samples.safetensors").exists()
     loaded = load_checkpoint(tmp_path / "ck")
     assert (loaded.feature_weights, loaded.provenance, loaded.metrics) == (
         "offline",
@@ -273,7 +287,7 @@ def test_a_minimal_config_loads_with_the_documented_defaults(tmp_path):
     assert [c.name for c in loaded.classes] == ["a", "b", "c"]  # the id stands in for a missing name
     assert (loaded.feature_weights, loaded.beta, loaded.text_encoder) == ("pretrained", 0.0, "precomputed")
     assert (loaded.knowledge_file, loaded.provenance, loaded.metrics, loaded.samples) == (None, {}, {}, None)
-    minimal["classes"] = []
+    del minimal["classes"]  # no classes at all: the knowledge rows have none to belong to
     (tmp_path / "ck" / "config.json").write_text(json.dumps(minimal))
     with pytest.raises(CheckpointError, match=r"0 classes and embed_dim 512 in config.json, but knowledge embeddings"):
         load_checkpoint(tmp_path / "ck")

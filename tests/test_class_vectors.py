@@ -27,8 +27,15 @@ def test_vector_files_round_trip_and_bind_by_name(tmp_path, suffix):
     np.testing.assert_allclose(bound.vectors, unit[[1, 2, 0]], rtol=1e-6)
 
 
+def test_npz_without_an_encoder_is_precomputed_and_raw_vectors_are_float32(tmp_path):
+    np.savez(tmp_path / "k.npz", names=np.array(["a", "b"]), embeddings=np.array([[3.0, 4.0], [1.0, 0.0]]))
+    raw = load_vectors(tmp_path / "k.npz", raw=True)
+    assert raw.encoder == "precomputed" and raw.vectors.dtype == np.float32
+    np.testing.assert_array_equal(raw.vectors, [[3.0, 4.0], [1.0, 0.0]])  # raw: as stored, not normalised
+
+
 def test_descriptions_file_is_encoded_and_bound_with_its_texts(ucf_synth):
-    from kda.knowledge import TINY_TEXT_ENCODER
+    from kda.knowledge import TINY_TEXT_ENCODER, load_text_encoder
 
     bench = load_benchmark(ucf_synth, "UCF", "cls")
     kv = load_vectors(ASSETS / "ucf.json", TINY_TEXT_ENCODER).bind(bench.classes, known=bench.all_classes)
@@ -37,6 +44,12 @@ def test_descriptions_file_is_encoded_and_bound_with_its_texts(ucf_synth):
     np.testing.assert_allclose(np.linalg.norm(kv.vectors, axis=1), 1.0, rtol=1e-5)
     texts = kv.texts["ApplyEyeMakeup"]
     assert texts[0] == "Apply Eye Makeup" and len(texts) == 4  # name + three descriptions
+    # every bound class's texts keep their own vectors (what an edit starts from), and only those
+    encoder = load_text_encoder(TINY_TEXT_ENCODER)
+    assert (kv.text_vectors.encoder, kv.text_vectors.fingerprint) == (TINY_TEXT_ENCODER, encoder.fingerprint())
+    bound_texts = {t for c in kv.names for t in kv.texts[c]}
+    assert set(kv.text_vectors.vectors) == bound_texts
+    np.testing.assert_allclose(kv.text_vectors.vectors[texts[1]], encoder.encode([texts[1]])[0], atol=1e-6)
 
 
 def test_missing_and_unknown_classes_are_named(tmp_path):

@@ -5,6 +5,7 @@ runs that cannot work. Every error must be the specific one, with a message that
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -87,8 +88,9 @@ def test_config_that_is_not_json_or_not_an_object(saved, tmp_path):
     ],
 )
 def test_bad_config_sections_are_named(saved, tmp_path, edit, message):
-    with pytest.raises(CheckpointError, match=message):
-        load_checkpoint(damaged(saved, tmp_path, edit_config=edit))
+    folder = damaged(saved, tmp_path, edit_config=edit)
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(folder))}/config.json: .*{message}"):
+        load_checkpoint(folder)
 
 
 def test_missing_knowledge_tensor(saved, tmp_path):
@@ -102,11 +104,13 @@ def test_unexpected_and_misshaped_tensors_are_named(saved, tmp_path):
         tensors["extra.weight"] = torch.zeros(2)
         tensors["position"] = torch.zeros(3, 512)
 
+    folder = damaged(saved, tmp_path, edit_tensors=edit)
     with pytest.raises(
         CheckpointError,
-        match=r"unexpected tensors \['extra.weight'\]; shape mismatch position: file \(3, 512\) vs config \(2, 512\)",
+        match=rf"^{re.escape(str(folder))}/model.safetensors does not match its config.json: unexpected tensors "
+        r"\['extra.weight'\]; shape mismatch position: file \(3, 512\) vs config \(2, 512\)$",
     ):
-        load_checkpoint(damaged(saved, tmp_path, edit_tensors=edit))
+        load_checkpoint(folder)
 
 
 class NotFoundHub:

@@ -1,0 +1,40 @@
+"""The calibrated-stacking search at its edges, worked out by hand: the decision gaps when a stage has no seen or
+no unseen class, a seen mask given as 0/1 integers, and the exact grid of betas the search tries."""
+
+import numpy as np
+import pytest
+
+from kda.metrics import decision_gaps, gap_grid, search_beta
+
+D = np.array([[0.1, 0.5, 0.3], [0.4, 0.2, 0.8], [0.9, 0.3, 0.4]])  # 3 videos x 3 classes
+
+
+def test_gaps_are_nearest_unseen_minus_nearest_seen():
+    # seen = classes 0 and 1, unseen = class 2: nearest seen 0.1, 0.2, 0.3; unseen 0.3, 0.8, 0.4
+    np.testing.assert_allclose(decision_gaps(D, np.array([True, True, False])), [0.2, 0.6, 0.1])
+    np.testing.assert_allclose(decision_gaps(D, [1, 1, 0]), [0.2, 0.6, 0.1])  # a 0/1 mask is a mask, not indices
+    np.testing.assert_allclose(decision_gaps(D.astype(np.float32), [True, True, False]), [0.2, 0.6, 0.1], rtol=1e-6)
+
+
+def test_gaps_without_unseen_or_seen_classes():
+    assert decision_gaps(D, [True, True, True]).tolist() == [np.inf] * 3  # always predicted seen
+    assert decision_gaps(D, [False, False, False]).tolist() == [-np.inf] * 3  # never
+    assert gap_grid(D, [True, True, True]).tolist() == [0.0]
+    assert gap_grid(D, [False, False, False]).tolist() == [0.0]
+
+
+def test_the_grid_is_zero_every_midpoint_and_one_step_past_the_largest_gap():
+    seen = np.array([True, True, False])
+    # gaps 0.2, 0.6, 0.1 -> 0, midpoints 0.15 and 0.4, then 0.6 + the smallest spacing (0.1)
+    np.testing.assert_allclose(gap_grid(D, seen), [0.0, 0.15, 0.4, 0.7])
+    one = D[:1]  # a single positive gap: 0 and one step past it (at least 1e-6)
+    np.testing.assert_allclose(gap_grid(one, seen), [0.0, 0.2 + 1e-6])
+    tied = np.array([[0.2, 0.9, 0.2], [0.1, 0.9, 0.5]])  # gaps 0 (a tie) and 0.4: the tie adds no beta
+    np.testing.assert_allclose(gap_grid(tied, seen), [0.0, 0.4 + 1e-6])
+
+
+def test_search_beta_moves_exactly_the_videos_it_should():
+    seen = np.array([True, True, False])
+    labels = np.array([2, 1, 2])  # videos 0 and 2 are unseen: both must move, video 1 must stay
+    best = search_beta(D, labels, seen)
+    assert best.beta == pytest.approx(0.4) and best.hm == pytest.approx(100.0)
