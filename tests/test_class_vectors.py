@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kda.benchmark import load_benchmark
-from kda.class_vectors import KnowledgeMismatchError, load_vectors, save_vectors
+from kda.class_vectors import ClassVectors, KnowledgeMismatchError, load_vectors, save_vectors
 from kda.errors import KdaError
 from kda.losses import loss_preset
 from kda.model import DimensionMismatchError
@@ -25,6 +25,7 @@ def test_vector_files_round_trip_and_bind_by_name(tmp_path, suffix):
     bound = loaded.bind(["a", "c", "b"])  # other order, other case
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)  # t_c are L2-normalised on load
     np.testing.assert_allclose(bound.vectors, unit[[1, 2, 0]], rtol=1e-6)
+    assert bound.knowledge is None and bound.texts is None and bound.text_vectors is None  # vectors only
 
 
 def test_npz_without_an_encoder_is_precomputed_and_raw_vectors_are_float32(tmp_path):
@@ -35,7 +36,7 @@ def test_npz_without_an_encoder_is_precomputed_and_raw_vectors_are_float32(tmp_p
 
 
 def test_descriptions_file_is_encoded_and_bound_with_its_texts(ucf_synth):
-    from kda.knowledge import TINY_TEXT_ENCODER, load_text_encoder
+    from kda.knowledge import TINY_TEXT_ENCODER, load_knowledge, load_text_encoder
 
     bench = load_benchmark(ucf_synth, "UCF", "cls")
     kv = load_vectors(ASSETS / "ucf.json", TINY_TEXT_ENCODER).bind(bench.classes, known=bench.all_classes)
@@ -47,6 +48,11 @@ def test_descriptions_file_is_encoded_and_bound_with_its_texts(ucf_synth):
     # every bound class's texts keep their own vectors (what an edit starts from), and only those
     encoder = load_text_encoder(TINY_TEXT_ENCODER)
     assert (kv.text_vectors.encoder, kv.text_vectors.fingerprint) == (TINY_TEXT_ENCODER, encoder.fingerprint())
+    source = load_knowledge(ASSETS / "ucf.json")
+    assert (kv.knowledge.class_set, kv.knowledge.provenance) == (source.class_set, source.provenance)
+    assert kv.knowledge.source == str(ASSETS / "ucf.json")
+    without = ClassVectors(kv.names, kv.vectors, kv.encoder, kv.knowledge)  # texts, but no per-text vectors
+    assert without.bind(bench.classes[:3], known=bench.classes).text_vectors is None
     bound_texts = {t for c in kv.names for t in kv.texts[c]}
     assert set(kv.text_vectors.vectors) == bound_texts
     np.testing.assert_allclose(kv.text_vectors.vectors[texts[1]], encoder.encode([texts[1]])[0], atol=1e-6)

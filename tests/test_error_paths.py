@@ -449,6 +449,7 @@ def test_too_few_training_videos(tmp_path):
     with pytest.raises(KdaError, match=r"^1 training videos: at least 2 are needed to form a batch$"):
         mini_train(bench)
     mini_train(mini_root(tmp_path / "two", train_videos=2))  # two are enough
+    assert len(mini_train(mini_root(tmp_path / "one_batch"), batches_per_epoch=1).log) == 2  # one batch an epoch
 
 
 def test_diverged_loss(tmp_path):

@@ -38,3 +38,32 @@ def test_search_beta_moves_exactly_the_videos_it_should():
     labels = np.array([2, 1, 2])  # videos 0 and 2 are unseen: both must move, video 1 must stay
     best = search_beta(D, labels, seen)
     assert best.beta == pytest.approx(0.4) and best.hm == pytest.approx(100.0)
+
+
+def test_search_result_is_the_plain_metrics_at_the_chosen_beta():
+    from kda.metrics import gzsl_metrics
+
+    seen = np.array([True, True, False])
+    labels = np.array([2, 0, 1])
+    best = search_beta(D, labels, seen)
+    plain = gzsl_metrics(D, labels, seen, best.beta)
+    assert (best.seen, best.unseen, best.hm, best.zsl, best.beta) == (
+        plain.seen,
+        plain.unseen,
+        plain.hm,
+        plain.zsl,
+        plain.beta,
+    )
+    assert best.grid.startswith("gaps: 4 values in [0, ")
+
+
+def test_metrics_with_an_integer_mask_or_without_unseen_classes():
+    from kda.metrics import gzsl_metrics, mean_class_recall
+
+    labels = np.array([0, 1, 2])
+    as_bool = gzsl_metrics(D, labels, np.array([True, True, False]), 0.25)
+    assert gzsl_metrics(D, labels, [1, 1, 0], 0.25) == as_bool  # 0/1 integers mean the same mask
+    all_seen = gzsl_metrics(D, labels, [True, True, True], 0.0)  # predictions 0, 1, 1
+    assert (all_seen.seen, all_seen.unseen, all_seen.hm, all_seen.zsl) == (pytest.approx(200 / 3), 0.0, 0.0, 0.0)
+    assert mean_class_recall(np.array([], int), np.array([], int), np.array([0, 1])) == 0.0  # no videos: 0, not 1
+    assert mean_class_recall(np.array([1]), np.array([1]), np.array([], int)) == 0.0

@@ -141,7 +141,7 @@ def test_paper_protocol_takes_epoch_beta_and_schedule_from_validation(bench):
     bench_, knowledge = bench
     stage_1, stage_2 = bench_.stage(1), bench_.stage(2)
     for seed, lr in PAPER_RUNS:
-        cfg = TrainConfig(epochs=6, batch_size=16, lr=lr, seed=seed, lr_patience=0, lr_factor=0.1, beta_grid="gaps")
+        cfg = TrainConfig(epochs=6, batch_size=16, lr=lr, seed=seed, lr_patience=0, lr_factor=0.5, beta_grid="gaps")
         scores = scores_per_epoch(models_per_epoch(bench_, knowledge, cfg, 1), stage_1, knowledge)
         hms = [hm for hm, _ in scores]
         expected = first_argmax(hms)
@@ -151,9 +151,18 @@ def test_paper_protocol_takes_epoch_beta_and_schedule_from_validation(bench):
     else:
         pytest.fail(f"no run in {PAPER_RUNS} has a validation HM that dips, peaks early and lowers the rate")
 
-    result = train(bench_, knowledge, model_config(), loss_preset("kda"), cfg, progress=False)
+    seen_by_callback = []
+    result = train(
+        bench_, knowledge, model_config(), loss_preset("kda"), cfg, progress=False, on_epoch=seen_by_callback.append
+    )
 
     assert result.best_epoch == expected, (hms, result.best_epoch)
+    assert seen_by_callback == result.log  # every epoch reported as it ends
+    assert [(e.stage, e.epoch) for e in result.log] == [(1, k) for k in range(1, 7)] + [
+        (2, k) for k in range(1, expected + 1)
+    ]
+    assert all(e.metrics is None for e in result.log if e.stage == 2)  # test is not looked at while training
+    assert all(e.align > 0 and e.margin > 0 and e.loss == pytest.approx(e.align + e.margin) for e in result.log)
     best_hm, (lo, hi) = scores[expected - 1]
     assert lo <= result.beta < hi  # the smallest betas that reach the best validation HM
     assert result.validation.hm == pytest.approx(best_hm)
@@ -161,7 +170,7 @@ def test_paper_protocol_takes_epoch_beta_and_schedule_from_validation(bench):
     assert [e.lr for e in stage_2_log] == pytest.approx(schedule[:expected])  # replayed, lowered rate included
     # Test is scored once, with the beta chosen on validation (not one searched on test).
     test_d = distances(result.model, stage_2.evaluation, knowledge.vectors, stage_2.seen, stage_2.unseen)
-    assert result.test.beta == result.beta
+    assert result.test.beta == result.beta and result.test.grid.startswith("beta chosen on validation, gaps: ")
     assert result.test.hm == pytest.approx(reference_hm(*test_d, result.beta))
 
 
@@ -187,6 +196,7 @@ def test_released_protocol_returns_the_model_of_its_best_epoch(bench):
         result = train(bench_, knowledge, model_config(), loss_preset("kda"), cfg, progress=False)
 
     assert result.best_epoch == expected, (hms, result.best_epoch)  # the first of the tied epochs
+    assert [(e.stage, e.epoch) for e in result.log] == [(2, k) for k in range(1, 6)] and result.validation is None
     evaluation = (stage_2.evaluation, knowledge.vectors, stage_2.seen, stage_2.unseen)
     returned, at_best = distances(result.model, *evaluation)[0], distances(models[expected - 1], *evaluation)[0]
     np.testing.assert_allclose(returned, at_best, rtol=0, atol=1e-6)
