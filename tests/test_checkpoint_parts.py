@@ -3,17 +3,22 @@
 checkpoints; each damaged part is a CheckpointError naming the file. Also the printed metrics table."""
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hub_server import LoopbackHub
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from test_checkpoint import make_checkpoint
 
-from kda.checkpoint import CheckpointError, ReferenceSamples, load_checkpoint, save_checkpoint
+from kda.checkpoint import FILES, CheckpointError, ReferenceSamples, load_checkpoint, save_checkpoint
 from kda.class_vectors import TextVectors
 from kda.metrics import GZSLResult
 
@@ -255,6 +260,39 @@ def test_folder_copy_loads_the_same(tmp_path):
     shutil.copytree(tmp_path / "ck", tmp_path / "copy")
     a, b = load_checkpoint(tmp_path / "ck"), load_checkpoint(tmp_path / "copy")
     np.testing.assert_array_equal(a.knowledge, b.knowledge)
+
+
+FETCH_SCRIPT = """
+import sys
+from kda.checkpoint import load_checkpoint, resolve
+load_checkpoint(sys.argv[1])
+print(resolve(sys.argv[1]))
+"""
+
+
+def test_a_checkpoint_id_on_the_hub_fetches_its_repository_and_only_the_checkpoint_files(tmp_path):
+    """Through the real huggingface_hub client and a loopback Hub: the id names the repository, and only the
+    checkpoint's files are fetched (not the repository's README or training log)."""
+    folder = tmp_path / "served"
+    save_checkpoint(with_text_vectors(), folder)
+    (folder / "README.md").write_text("---\nlibrary_name: kda\n---\n")
+    (folder / "train_log.jsonl").write_text("{}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    hub = LoopbackHub({"someone/tiny-kda": folder, "someone/other": tmp_path})
+    with hub as endpoint:
+        env |= {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+        fetched = subprocess.run(
+            [sys.executable, "-c", FETCH_SCRIPT, "hf-hub:someone/tiny-kda"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+    assert fetched.returncode == 0, fetched.stderr[-2000:]
+    assert sorted(hub.downloads) == [("someone/tiny-kda", name) for name in sorted(FILES)]
+    snapshot = Path(fetched.stdout.strip())
+    assert sorted(p.name for p in snapshot.iterdir()) == sorted(FILES)
+    assert all((snapshot / name).read_bytes() == (folder / name).read_bytes() for name in FILES)
 
 
 # -- the metrics table the command line prints ---------------------------------------------------------------------

@@ -10,9 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import h5py
 import numpy as np
@@ -20,6 +18,7 @@ import openai
 import pytest
 import torch
 from conftest import run_cli
+from hub_server import LoopbackHub
 from safetensors.torch import load_file, save_file
 from test_checkpoint import make_checkpoint
 
@@ -113,38 +112,9 @@ def test_unexpected_and_misshaped_tensors_are_named(saved, tmp_path):
         load_checkpoint(folder)
 
 
-class NotFoundHub:
-    """A loopback stand-in for the Hub's HTTP API that knows no repository (real HTTP, real client)."""
-
-    def __enter__(self):
-        class Handler(BaseHTTPRequestHandler):
-            def answer(self):
-                body = b'{"error": "Repository Not Found"}'
-                self.send_response(404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("X-Error-Code", "RepoNotFound")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_HEAD = answer
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_hub_checkpoint_that_cannot_be_fetched_is_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    with NotFoundHub() as endpoint:
+    with LoopbackHub() as endpoint:  # it knows no repository
         env |= {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path), "HF_HUB_DISABLE_TELEMETRY": "1"}
         done = subprocess.run(
             [sys.executable, "-m", "kda", "info", "--checkpoint", "hf-hub:someone/no-such-checkpoint"],

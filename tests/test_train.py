@@ -1,3 +1,7 @@
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -5,7 +9,9 @@ from kda.benchmark import load_benchmark
 from kda.class_vectors import load_vectors
 from kda.losses import loss_preset
 from kda.settings import get_setting
-from kda.train import TrainConfig, balanced_order, train
+from kda.train import TrainConfig, balanced_order, reference_samples, to_checkpoint, train
+
+KNOWLEDGE = Path(__file__).resolve().parents[1] / "assets" / "knowledge"
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +57,84 @@ def test_balanced_order_draws_every_class_about_equally():
     order = balanced_order(labels, np.random.default_rng(0))
     counts = np.bincount(labels[order], minlength=3)
     assert len(order) == len(labels) and counts.min() > 0.8 * counts.max()
+
+
+# -- the checkpoint of a run ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A two-epoch run of a small model on a synthetic UCF root, with the real UCF knowledge file encoded by the
+    tiny offline text encoder (so the checkpoint has texts and per-text vectors to carry)."""
+    from kda.knowledge import TINY_TEXT_ENCODER
+    from kda.synth import SynthConfig, write_synthetic_benchmark
+
+    root = tmp_path_factory.mktemp("small_run")
+    write_synthetic_benchmark(root, "UCF", "main", SynthConfig(train_videos=2, eval_videos=4, embed_dim=512))
+    bench = load_benchmark(root, "UCF", "main")
+    kv = load_vectors(KNOWLEDGE / "ucf.json", TINY_TEXT_ENCODER).bind(bench.classes, known=bench.all_classes)
+    small = {"audio_hidden": 8, "visual_hidden": 8, "width": 8, "heads": 1, "head_dim": 4, "ff_hidden": 4}
+    cfg, loss = TrainConfig(epochs=2, batch_size=32, seed=4), loss_preset("kda")
+    return bench, kv, loss, cfg, train(bench, kv, get_setting("main").model_config(**small), loss, cfg, progress=False)
+
+
+def test_a_checkpoint_of_a_run_records_the_run(small_run, tmp_path):
+    import kda
+    from kda.checkpoint import load_checkpoint, save_checkpoint
+    from kda.knowledge import TINY_TEXT_ENCODER
+
+    bench, kv, loss, cfg, result = small_run
+    save_checkpoint(to_checkpoint(result, bench, kv, loss, cfg, provenance={"command": "kda train"}), tmp_path / "ck")
+    ckpt = load_checkpoint(tmp_path / "ck")
+
+    seen, unseen = bench.splits["stage_2_train"], bench.splits["stage_2_test_unseen"]
+    ids = sorted(seen + unseen)
+    assert [(c.id, c.name, c.seen) for c in ckpt.classes] == [(c, bench.readable[c], c in seen) for c in ids]
+    assert sum(bench.readable[c] != c for c in ids) > 10  # readable names, not the ids again
+    np.testing.assert_array_equal(ckpt.knowledge, kv.vectors[[bench.classes.index(c) for c in ids]])
+    assert (ckpt.text_encoder, ckpt.beta, ckpt.feature_weights) == (TINY_TEXT_ENCODER, result.beta, "none")
+    assert ckpt.knowledge_file.class_ids == ids and ckpt.knowledge_file.class_set == kv.knowledge.class_set
+    assert set(ckpt.text_vectors.vectors) == {t for c in ids for t in kv.texts[c]}
+    assert ckpt.metrics == {
+        "best_epoch": result.best_epoch,
+        "test": result.test.to_dict(),
+        "validation": result.validation.to_dict(),
+    }
+    provenance = dict(ckpt.provenance)
+    assert datetime.fromisoformat(provenance.pop("created")).utcoffset() == timedelta(0)  # UTC, said so
+    synthetic = json.loads((bench.root / "synthetic.json").read_text())
+    assert provenance == {
+        "dataset": "UCF",
+        "root": str(bench.root),
+        "setting": "main",
+        "features": {"source": "synthetic", "weights": "none", **synthetic},
+        "protocol": "paper",
+        "loss": loss.to_dict(),
+        "train": json.loads(json.dumps(cfg.to_dict())),  # as JSON keeps it: tuples become lists
+        "kda_version": kda.__version__,
+        "command": "kda train",
+    }
+    # the reference sample: by default 3 test videos of every class, drawn with the run's seed
+    samples, evaluation = ckpt.samples, bench.stage(2).evaluation
+    assert np.bincount(samples.labels, minlength=len(ids)).tolist() == [3] * len(ids)
+    assert samples.urls == reference_samples(evaluation, bench.classes, ids, 3, cfg.seed).urls
+    row = {url: i for i, url in enumerate(evaluation.urls)}
+    for label, url, audio in zip(samples.labels, samples.urls, samples.audio, strict=True):
+        assert bench.classes[evaluation.labels[row[url]]] == ids[label]
+        np.testing.assert_array_equal(audio, evaluation.audio[row[url]])
+
+
+def test_reference_samples_are_distinct_videos_of_each_class_drawn_with_the_seed(small_run):
+    bench, *_ = small_run
+    evaluation = bench.stage(2).evaluation
+    ids = sorted(bench.splits["stage_2_test_unseen"])  # a few of the classes: the others' videos are not drawn
+    draw = reference_samples(evaluation, bench.classes, ids, 2, seed=1)
+    assert draw.labels.tolist() == [k for k in range(len(ids)) for _ in range(2)]
+    rows = [evaluation.urls.index(url) for url in draw.urls]
+    assert [bench.classes[evaluation.labels[r]] for r in rows] == [ids[k] for k in draw.labels]
+    assert reference_samples(evaluation, bench.classes, ids, 2, seed=1).urls == draw.urls
+    assert reference_samples(evaluation, bench.classes, ids, 2, seed=2).urls != draw.urls
+    everything = reference_samples(evaluation, bench.classes, ids, 10, seed=1)  # more than there are: all 4
+    assert len(set(everything.urls)) == len(everything.urls) == 4 * len(ids)
+    assert reference_samples(evaluation, bench.classes, ids, 1, seed=1).labels.tolist() == list(range(len(ids)))
+    assert reference_samples(evaluation, bench.classes, ids, 0, seed=1) is None
