@@ -22,7 +22,7 @@ lint: $(STAMP)
 
 # Mutation testing of the modules that decide results (configured in pyproject.toml [tool.mutmut]): losses, metrics,
 # the training protocol, checkpoints, class binding and the extraction cache's entries. Prints every survivor.
-MUTANTS := 'kda.losses.*' 'kda.metrics.*' 'kda.train.*' 'kda.checkpoint.*' 'kda.class_vectors.*' 'kda.names.*' \
+MUTANTS := 'kda.losses.*' 'kda.metrics.*' 'kda.train.*' 'kda.checkpoint.*' 'kda.class_vectors.*bind__*' 'kda.names.*' \
 	'kda.media.extract.x_read_entry__*' 'kda.media.extract.x_write_entry__*' 'kda.media.extract.x_cache_path__*' \
 	'kda.media.extract.x_source_stamp__*'
 mutants: $(STAMP)

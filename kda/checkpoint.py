@@ -294,8 +294,8 @@ def legacy_class(texts: list[str]) -> ClassKnowledge:
     """[name, d1, d2, d3] as stored by older checkpoints; the paper's aspects in order, 'other' beyond."""
     from kda.knowledge.store import ASPECTS
 
-    aspects = [*ASPECTS, *["other"] * max(0, len(texts) - 1 - len(ASPECTS))]
-    return ClassKnowledge(texts[0], tuple(Description(a, t) for a, t in zip(aspects, texts[1:], strict=False)))
+    descriptions = (Description(ASPECTS[i] if i < len(ASPECTS) else "other", t) for i, t in enumerate(texts[1:]))
+    return ClassKnowledge(texts[0], tuple(descriptions))
 
 
 def read_samples(path: Path, cfg: ModelConfig, num_classes: int) -> ReferenceSamples | None:

@@ -319,8 +319,9 @@ def test_cache_paths_keep_settings_and_folders_apart(tmp_path):
 def test_cache_path_is_readable_and_unique(tmp_path):
     import hashlib
 
-    digest = hashlib.sha256(b"dir/we ird?.mp4").hexdigest()[:12]
-    assert cache_path(tmp_path, "cls", "dir/we ird?.mp4") == tmp_path / CACHE_DIR / "cls" / f"we_ird_.mp4-{digest}.npz"
+    name = "dir/we ird?-a_b.mp4"  # letters, digits, '-', '_' and '.' are kept; anything else becomes '_'
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    assert cache_path(tmp_path, "cls", name) == tmp_path / CACHE_DIR / "cls" / f"we_ird_-a_b.mp4-{digest}.npz"
     long = cache_path(tmp_path, "cls", "x" * 200 + ".mp4").name
     assert long == "x" * 80 + f"-{hashlib.sha256(('x' * 200 + '.mp4').encode()).hexdigest()[:12]}.npz"
 
@@ -332,9 +333,9 @@ def test_entries_load_without_unpickling(tmp_path):
     source.write_bytes(b"video bytes")
     entry = cache_path(tmp_path, "cls", "silent.mp4")
     write_entry(entry, source, PARAMS, features(audio=False))
-    with np.load(entry, allow_pickle=False) as data:  # every array, the unused audio included
-        assert {name: data[name].dtype.kind for name in data.files} == {"audio": "f", "visual": "f", "meta": "U"}
+    with np.load(entry, allow_pickle=False) as data:  # every array; a video without audio stores none
+        assert {name: data[name].dtype.kind for name in data.files} == {"visual": "f", "meta": "U"}
     # An entry whose arrays need unpickling (a file from elsewhere) is never loaded, so never executed.
     meta = json.dumps({"params": PARAMS, "source": source_stamp(source), "has_audio": False})
-    np.savez(entry, audio=np.zeros(0), visual=np.zeros(4096), meta=np.array(meta, dtype=object))
+    np.savez(entry, visual=np.zeros(4096), meta=np.array(meta, dtype=object))
     assert read_entry(entry, source, PARAMS) is None

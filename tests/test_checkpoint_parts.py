@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from test_checkpoint import make_checkpoint
 
-from kda.checkpoint import FILES, CheckpointError, ReferenceSamples, load_checkpoint, save_checkpoint
+from kda.checkpoint import FILES, CheckpointError, ReferenceSamples, load_checkpoint, resolve, save_checkpoint
 from kda.class_vectors import TextVectors
 from kda.metrics import GZSLResult
 
@@ -293,6 +293,7 @@ def test_a_checkpoint_id_on_the_hub_fetches_its_repository_and_only_the_checkpoi
     snapshot = Path(fetched.stdout.strip())
     assert sorted(p.name for p in snapshot.iterdir()) == sorted(FILES)
     assert all((snapshot / name).read_bytes() == (folder / name).read_bytes() for name in FILES)
+    assert resolve(folder) == folder  # a local folder is itself (and, in process, ties this test to `resolve`)
 
 
 # -- the metrics table the command line prints ---------------------------------------------------------------------

@@ -353,8 +353,8 @@ def write_entry(entry: Path, source: Path, params: dict, features: VideoFeatures
     }
     entry.parent.mkdir(parents=True, exist_ok=True)
     part = entry.with_name(entry.name + ".part.npz")
-    audio = features.audio if features.has_audio else np.zeros(0, np.float32)
-    np.savez(part, audio=audio, visual=features.visual, meta=np.array(json.dumps(meta)))
+    audio = {"audio": features.audio} if features.has_audio else {}
+    np.savez(part, **audio, visual=features.visual, meta=np.array(json.dumps(meta)))
     os.replace(part, entry)  # atomic: an interrupted run never leaves a half entry under the real name
     return {"audio": features.audio, "visual": features.visual, **meta}
 
