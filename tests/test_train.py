@@ -64,18 +64,27 @@ def test_balanced_order_draws_every_class_about_equally():
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    """A two-epoch run of a small model on a synthetic UCF root, with the real UCF knowledge file encoded by the
-    tiny offline text encoder (so the checkpoint has texts and per-text vectors to carry)."""
+    """The outcome of a run on a synthetic UCF root, with the real UCF knowledge file encoded by the tiny offline
+    text encoder (so the checkpoint has texts and per-text vectors to carry). What training chose is made up here:
+    `to_checkpoint` only records it."""
     from kda.knowledge import TINY_TEXT_ENCODER
+    from kda.metrics import GZSLResult
+    from kda.model import KDAModel
     from kda.synth import SynthConfig, write_synthetic_benchmark
+    from kda.train import TrainResult
 
     root = tmp_path_factory.mktemp("small_run")
     write_synthetic_benchmark(root, "UCF", "main", SynthConfig(train_videos=2, eval_videos=4, embed_dim=512))
     bench = load_benchmark(root, "UCF", "main")
     kv = load_vectors(KNOWLEDGE / "ucf.json", TINY_TEXT_ENCODER).bind(bench.classes, known=bench.all_classes)
     small = {"audio_hidden": 8, "visual_hidden": 8, "width": 8, "heads": 1, "head_dim": 4, "ff_hidden": 4}
-    cfg, loss = TrainConfig(epochs=2, batch_size=32, seed=4), loss_preset("kda")
-    return bench, kv, loss, cfg, train(bench, kv, get_setting("main").model_config(**small), loss, cfg, progress=False)
+    model = KDAModel(get_setting("main").model_config(**small))
+    validation, test = (
+        GZSLResult(60.0, 40.0, 48.0, 45.0, 0.3, "gaps: 5 values"),
+        GZSLResult(70.0, 30.0, 42.0, 35.0, 0.3),
+    )
+    result = TrainResult(model, 0.3, 2, validation, test)
+    return bench, kv, loss_preset("kda"), TrainConfig(epochs=2, batch_size=32, seed=4), result
 
 
 def test_a_checkpoint_of_a_run_records_the_run(small_run, tmp_path):
