@@ -116,7 +116,8 @@ def test_heatmap_subset_then_cluster_order():
     assert hm.names == [names[r] for r in rows] and hm.seen.tolist() == [bool(seen[r]) for r in rows]
     groups = [r % 2 for r in rows]
     assert groups in ([0, 0, 0, 1, 1], [1, 1, 0, 0, 0])
-    assert hm.title and hm.value_label == "cosine similarity"
+    assert hm.title == "Knowledge similarity: cosine of the class embeddings t_c"
+    assert hm.value_label == "cosine similarity"
 
 
 def test_heatmap_by_name_and_by_class_name():
@@ -134,7 +135,7 @@ def test_margin_heatmap_holds_the_margins():
     hm = margin_heatmap(k, ids, names, seen, alpha=1.0, m0=0.5, order="name")
     rows = [ids.index(c) for c in hm.class_ids]
     np.testing.assert_array_equal(hm.matrix, margin_matrix(k, 1.0, 0.5)[np.ix_(rows, rows)])
-    assert "m(y, c)" in hm.title
+    assert hm.title == "Adaptive margin m(y, c) = 1 * cos(t_y, t_c) + 0.5, 0 on the diagonal"  # its alpha and m0
 
 
 def test_unknown_classes_are_named_with_close_matches():
@@ -257,8 +258,14 @@ def test_embedding_maps_hold_samples_knowledge_and_query(method):
     assert fused.class_ids[:10] == ["Class00"] * 10 and fused.class_ids[40:44] == classes.ids
     assert fused.names[-1] == "upload.mp4" and fused.kind[-1] == "query" and not fused.seen[-1]
     assert fused.seen[:40].tolist() == [bool(classes.seen[c]) for c in labels]
-    assert all(m.method == method and m.title for m in maps.values())
-    assert ("t-SNE" if method == "tsne" else "PCA") in fused.title
+    assert all(m.method == method for m in maps.values())
+    label = "t-SNE" if method == "tsne" else "PCA"
+    assert {key: m.title for key, m in maps.items()} == {  # points shown: 40 videos, 4 classes; the query apart
+        "audio": f"Audio features, {label} (40 points)",
+        "visual": f"Visual features, {label} (40 points)",
+        "knowledge": f"Knowledge embeddings t_c, {label} (4 points)",
+        "fused": f"Fused embeddings rho_av and knowledge t_c, {label} (44 points)",
+    }
 
 
 def test_embedding_maps_subsample_the_same_samples_everywhere():

@@ -124,4 +124,8 @@ def test_synthetic_roots_of_other_benchmarks(tmp_path, dataset, setting):
     bench = load_benchmark(tmp_path, dataset, setting)
     counts = COUNTS[dataset, setting]
     assert len(bench.stage(2).seen) == counts[2] and len(bench.stage(2).unseen) == counts[3]
-    assert summary.knowledge.exists()
+    assert summary.knowledge == tmp_path / "knowledge_vectors.npz"
+    with np.load(summary.knowledge) as knowledge:  # one unit t_c per class of the benchmark, by name
+        assert knowledge["names"].tolist() == [c.id for c in builtin_classes(dataset)]
+        assert knowledge["embeddings"].shape == (len(knowledge["names"]), 512)
+        np.testing.assert_allclose(np.linalg.norm(knowledge["embeddings"], axis=1), 1, atol=1e-5)

@@ -55,7 +55,8 @@ def test_evaluate_writes_json_and_scores_that_recompute(trained, tmp_path):
     )
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert set(metrics) == {"seen", "unseen", "hm", "zsl", "beta", "grid"}  # grid: "" at a given beta
-    assert f"{metrics['hm']:.2f}" in out.stdout
+    row = out.stdout.splitlines()[-1].split()  # the table's test row shows the metrics the JSON holds
+    assert row == ["test", *(f"{metrics[k]:.2f}" for k in ("seen", "unseen", "hm", "zsl", "beta"))]
     stored = json.loads((ck / "config.json").read_text())["metrics"]["test"]
     assert metrics["hm"] == pytest.approx(stored["hm"], abs=1e-6)
     with np.load(tmp_path / "s.npz") as s:
@@ -73,24 +74,28 @@ def test_info_prints_parameter_count(trained):
 
 def test_bad_input_exits_1_with_one_line(tmp_path, trained):
     root, ck, _ = trained
+    # Each case with the one line that names its own fault (so no case passes by failing for another reason).
     cases = [
         (
-            "train",
-            "--root",
-            tmp_path,
-            "--dataset",
-            "UCF",
-            "--out",
-            tmp_path / "x",
-            "--knowledge",
-            root / "knowledge_vectors.npz",
+            ("train", "--root", tmp_path, "--dataset", "UCF", "--out", tmp_path / "x",
+             "--knowledge", root / "knowledge_vectors.npz"),
+            f"{tmp_path} is not an AVCA dataset root: no class-split/ folder",
         ),
-        ("evaluate", "--checkpoint", tmp_path / "none", "--root", root),
-        ("train", "--root", root, "--dataset", "UCF", "--setting", "main", "--out", tmp_path / "y"),
-        ("train", "--root", root, "--dataset", "UCF", "--out", tmp_path / "z", "--knowledge", tmp_path / "missing.npz"),
-    ]
-    for args in cases:
+        (
+            ("evaluate", "--checkpoint", tmp_path / "none", "--root", root),
+            f"checkpoint {tmp_path / 'none'} is not a folder (expected config.json + model.safetensors)",
+        ),
+        (
+            ("train", "--root", root, "--dataset", "UCF", "--setting", "main", "--out", tmp_path / "y"),
+            f"missing class list {root / 'class-split' / 'main_split' / 'stage_1_train.txt'}",
+        ),
+        (
+            ("train", "--root", root, "--dataset", "UCF", "--out", tmp_path / "z",
+             "--knowledge", tmp_path / "missing.npz"),
+            f"knowledge file {tmp_path / 'missing.npz'} does not exist",
+        ),
+    ]  # fmt: skip
+    for args, message in cases:
         proc = kda(*args, check=False)
         assert proc.returncode == 1, (args, proc.stderr)
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"kda {args[0]}: error:"), proc.stderr
+        assert proc.stderr.strip().splitlines() == [f"kda {args[0]}: error: {message}"]

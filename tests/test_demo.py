@@ -26,11 +26,15 @@ def prediction() -> Prediction:
 
 def test_distance_bars_nearest_first_split_by_seen_and_zsl_drops_seen():
     fig = figures.distance_bars(prediction())
-    assert {t.name for t in fig.data} == {"seen class", "unseen class"}
+    # The bars are the distances of prediction(): A (seen) 0.2, B and C (unseen) 0.4 and 0.9.
+    bars = {t.name: (list(t.x), list(t.y)) for t in fig.data}
+    assert bars == {"seen class": (["Class A"], [0.2]), "unseen class": (["Class B", "Class C"], [0.4, 0.9])}
     assert list(fig.layout.xaxis.categoryarray) == ["Class A", "Class B", "Class C"]
-    assert fig.layout.title.text and fig.layout.yaxis.title.text
+    assert fig.layout.title.text.endswith("(GZSL: all classes; seen ones rank with +beta = 0.5)")
+    assert fig.layout.yaxis.title.text.startswith("distance ||rho_av - t_c||")
     zsl = figures.distance_bars(prediction(), zsl=True)
     assert [t.name for t in zsl.data] == ["unseen class"] and list(zsl.data[0].x) == ["Class B", "Class C"]
+    assert zsl.layout.title.text.endswith("(ZSL: unseen classes only)")
 
 
 def test_modality_bars_take_the_shifts_of_the_top_classes():
@@ -113,7 +117,14 @@ def test_only_uploads_and_bundled_examples_are_readable(monkeypatch, tmp_path):
     assert readable_file(str(upload)) == upload.resolve() and readable_file(str(example)) == example.resolve()
     escape = str(tmp_path / "uploads" / ".." / "secret.mp4")
     (tmp_path / "secret.mp4").write_bytes(b"x")
-    for path in ("/etc/passwd", str(ROOT / "README.md"), escape, str(upload.parent), ""):
-        with pytest.raises(gr.Error):
+    refused = "This video was not uploaded to the app"
+    for path, message in [
+        ("/etc/passwd", refused),
+        (str(ROOT / "README.md"), refused),
+        (escape, refused),
+        (str(upload.parent), refused),  # inside the upload folder, but not a file
+        ("", "Upload a video first"),
+    ]:
+        with pytest.raises(gr.Error, match=message):
             readable_file(path)
     assert without_upload_folder(f"{upload}: is not a video") == "clip.mp4: is not a video"

@@ -5,6 +5,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -61,8 +62,9 @@ def test_every_decodable_case_gives_cls_features_of_the_right_shape(battery, nam
 def test_bad_cases_raise_their_specific_error(media_files, name):
     if name not in media_files:
         pytest.skip(f"this ffmpeg cannot make the {name} case")
-    with pytest.raises(getattr(errors, CASES[name].error)):
-        extract_video(media_files[name], "cls", **OFFLINE)
+    path = media_files[name]
+    with pytest.raises(getattr(errors, CASES[name].error), match=f"^{re.escape(str(path))}: "):  # names the file
+        extract_video(path, "cls", **OFFLINE)
 
 
 def test_sampling_is_stated(battery):
@@ -151,7 +153,8 @@ def extracted(labelled_folder, tmp_path_factory):
 def test_extract_writes_a_benchmark_root_that_loads_in_both_stages(extracted, labelled_folder):
     out, code, stdout, stderr = extracted
     assert code == 0
-    assert "skipped broken.mp4: " in stderr  # reported (on stderr), not fatal
+    broken = labelled_folder[0] / "broken.mp4"  # reported (on stderr) with its reason, not fatal
+    assert f"skipped broken.mp4: {broken}: is not a video or audio file that FFmpeg recognises" in stderr
     assert len(stdout.strip().splitlines()) == 1  # stdout: the summary line only
     summary = stdout.strip()
     assert "9 of 10 videos written" in summary and "1 failed" in summary and "OFFLINE" in summary
@@ -163,10 +166,11 @@ def test_extract_writes_a_benchmark_root_that_loads_in_both_stages(extracted, la
     assert (out / "class-split" / "mine_w2v_class_names.csv").exists()  # how the root names its dataset
     with pytest.raises(BenchmarkError, match="choose one of"):
         load_benchmark(out, "Kinetics", "cls")
-    for number in (1, 2):
+    # Three classes fill the three roles: stage 1 sees one and holds one out; stage 2 sees both, holds the third out.
+    for number, (seen, unseen) in ((1, (1, 1)), (2, (2, 1))):
         stage = bench.stage(number)
         assert stage.train.audio.shape[1:] == (128,) and stage.train.visual.shape[1:] == (4096,)
-        assert len(stage.seen) >= 1 and len(stage.unseen) == 1
+        assert (len(stage.seen), len(stage.unseen)) == (seen, unseen)
     assert bench.dims == (128, 4096)
     urls = {u for folder in FEATURE_FOLDERS for u in bench.read_folder(folder).urls}
     assert urls == {name for name, _ in labelled_folder[2]}
@@ -190,7 +194,7 @@ def test_a_split_column_places_videos_in_the_given_folders(extracted, labelled_f
     labels = tmp_path / "labels_split.csv"
     write_rows(labels, ["filename", "label", "split"], [(n, label, split[label][int(n[-5])]) for n, label in rows])
     code, stdout, _ = run_extract(folder, labels, out)
-    assert code == 0 and "0 extracted" in stdout
+    assert code == 0 and "0 extracted, 9 already there" in stdout  # a new split reuses every video's features
     bench = load_benchmark(out, "mine", "cls")
     assert bench.splits["stage_1_train"] == ["RedThing"] and bench.splits["stage_2_test_unseen"] == ["BlueThing"]
     with h5py.File(out / "features/cls_features/video/stage_2_test_seen/GreenThing.h5") as f:

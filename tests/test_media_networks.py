@@ -76,13 +76,34 @@ def test_parameter_names_and_shapes_are_the_public_files(module, facts):
     model.load_state_dict(file_like, strict=True, assign=True)  # loads by the file's own names
 
 
+def reference_c3d_fc7(c3d, x):
+    """The published C3D (Sports-1M port) up to fc7 and its ReLU, written with torch.nn.functional on the
+    model's weights: 3x3x3 convolutions padded by 1, max pools (1, 2, 2) then (2, 2, 2), pool5 padded
+    (0, 1, 1); fc8 is never used."""
+    import torch.nn.functional as F
+
+    def conv(h, name):
+        layer = getattr(c3d, name)
+        return F.relu(F.conv3d(h, layer.weight, layer.bias, padding=1))
+
+    h = F.max_pool3d(conv(x, "conv1"), (1, 2, 2), (1, 2, 2))
+    h = F.max_pool3d(conv(h, "conv2"), 2, 2)
+    h = F.max_pool3d(conv(conv(h, "conv3a"), "conv3b"), 2, 2)
+    h = F.max_pool3d(conv(conv(h, "conv4a"), "conv4b"), 2, 2)
+    h = F.max_pool3d(conv(conv(h, "conv5a"), "conv5b"), 2, 2, padding=(0, 1, 1))
+    h = F.relu(F.linear(h.flatten(1), c3d.fc6.weight, c3d.fc6.bias))
+    return F.relu(F.linear(h, c3d.fc7.weight, c3d.fc7.bias))
+
+
 def test_c3d_gives_fc7_after_relu():
     c3d = load_backbone("c3d", "offline").model
+    x = torch.randn(1, 3, 16, 112, 112, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        out = c3d(torch.randn(1, 3, 16, 112, 112))
+        out = c3d(x)
+        expected = reference_c3d_fc7(c3d, x)
         h = c3d.pool5(torch.relu(c3d.conv5b(torch.relu(c3d.conv5a(torch.zeros(1, 512, 2, 7, 7))))))
-    assert out.shape == (1, 4096)
-    assert float(out.min()) >= 0.0
+    assert out.shape == (1, 4096) and int((out > 0).sum()) > 100  # not a dead output
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
     assert h.shape == (1, 512, 1, 4, 4)  # pool5's (0, 1, 1) padding makes 7x7 -> 4x4, 8192 for fc6
 
 

@@ -17,6 +17,7 @@ from media_factory import needs_ffmpeg, write_clip
 from kda.cli import main
 from kda.device import DeviceError, resolve_device
 from kda.errors import KdaError
+from kda.media import extract_video
 from kda.media.extract import CACHE_DIR, SHARDS_DIR, in_shard, parse_shard
 from kda.media.pipeline import ExtractOptions, Networks, extract_many
 
@@ -101,7 +102,10 @@ def test_a_bad_file_in_a_worker_skips_itself_only(videos, tmp_path):
         workers=1,
     )
     assert type(found["bad"]).__name__ == "NotMediaError" and "text.mp4" in str(found["bad"])
-    assert found["good"].visual.shape == (4096,)
+    # The good video's features are those it has on its own, through the one-video path.
+    alone = extract_video(paths["good"], "cls", weights="offline", max_clips=1, max_examples=1)
+    np.testing.assert_allclose(found["good"].visual, alone.visual, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(found["good"].audio, alone.audio)
 
 
 def test_shards_merged_equal_one_unsharded_run(videos, tmp_path):

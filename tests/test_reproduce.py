@@ -1,13 +1,13 @@
 """`kda reproduce` against a loopback HTTP server serving a small archive in the real layout
 (avgzsl_benchmark_datasets/UCF/...: real class names and splits, synthetic features from the shipped knowledge)."""
 
+import hashlib
 import http.server
 import json
 import shutil
 import socket
 import threading
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -112,12 +112,12 @@ def test_reproduce_end_to_end_with_an_interrupted_download(server, archive, tmp_
     assert main([*args, "--text-encoder", TINY_TEXT_ENCODER, "--epochs", "2", "--quiet"]) == 0
     size = archive.stat().st_size
     assert server.ranges == [None, f"bytes={size - size // 2}-"]  # resumed where the first transfer broke off
-    assert (record_path().read_text().strip(), record_path().parent / ARCHIVE_NAME) and (
-        (record_path().parent / ARCHIVE_NAME).read_bytes() == archive.read_bytes()
-    )
+    # The digest recorded at the first download is the archive's own, and the cached copy is the archive.
+    assert record_path().read_text() == hashlib.sha256(archive.read_bytes()).hexdigest() + "\n"
+    assert (record_path().parent / ARCHIVE_NAME).read_bytes() == archive.read_bytes()
     results = json.loads((out / "results.json").read_text())
     run = results["runs"][0]
-    assert run["preset"] == "paper" and set(run["test"]) >= {"seen", "unseen", "hm", "zsl", "beta"}
+    assert run["preset"] == "paper" and run["checkpoint"] == str(out / "paper")
     markdown = (out / "results.md").read_text()
     for published in ("41.34", "37.72", "50.78", "44.64", "55.97", "46.96"):  # AVCA, TCaF, ClipClap on UCF cls
         assert published in markdown
@@ -125,9 +125,14 @@ def test_reproduce_end_to_end_with_an_interrupted_download(server, archive, tmp_
     ckpt = load_checkpoint(out / "paper")  # ready for app.py --checkpoint
     assert ckpt.setting == "cls" and ckpt.text_encoder.startswith("kda-tiny-text") and len(ckpt.classes) == 48
     assert ckpt.feature_weights == "pretrained" and ckpt.provenance["reproduce"]["source"] == url
+    assert run["test"] == ckpt.metrics["test"]  # results.json reports the checkpoint's own test scores
     # Only UCF's class splits and cls features were unpacked.
     assert sorted(p.name for p in (out / "data" / "UCF" / "features").iterdir()) == ["cls_features"]
-    assert "paper" in capsys.readouterr().out
+    t = run["test"]
+    assert capsys.readouterr().out.splitlines() == [
+        f"paper     test S {t['seen']:.2f}  U {t['unseen']:.2f}  HM {t['hm']:.2f}  ZSL {t['zsl']:.2f}",
+        f"results: {out}/results.md; checkpoint: {out / 'paper'}",
+    ]
 
 
 def test_released_preset_beside_the_paper_one(server, tmp_path):
@@ -146,9 +151,12 @@ def test_released_preset_beside_the_paper_one(server, tmp_path):
     )
     paper, released = results["runs"]
     assert (paper["preset"], released["preset"]) == ("paper", "released")
-    assert paper["validation"] is not None and released["validation"] is None
+    # paper: beta chosen on validation and applied to test; released: no validation, beta chosen on test.
+    assert set(paper["validation"]) == set(paper["test"]) and paper["validation"]["beta"] == paper["test"]["beta"]
+    assert load_checkpoint(tmp_path / "r" / "paper").beta == paper["validation"]["beta"]
+    assert released["validation"] is None
     assert "TEST set" in (tmp_path / "r" / "results.md").read_text()
-    assert load_checkpoint(tmp_path / "r" / "released").model.cfg.double_skip
+    assert load_checkpoint(tmp_path / "r" / "released").model.cfg.double_skip is True
 
 
 def test_local_archive_and_checksum_enforced_after_the_first(archive, tmp_path, server):
@@ -161,7 +169,7 @@ def test_local_archive_and_checksum_enforced_after_the_first(archive, tmp_path, 
     with pytest.raises(ChecksumMismatchError, match=recorded):
         fetch_archive(str(other), progress=False)
     server.files[ARCHIVE_NAME] = other.read_bytes()  # the server now serves a different file
-    with pytest.raises(ChecksumMismatchError):
+    with pytest.raises(ChecksumMismatchError, match=recorded):
         fetch_archive(server.url + ARCHIVE_NAME, progress=False)
     assert not (record_path().parent / ARCHIVE_NAME).exists()  # the bad copy is not kept
 
@@ -204,7 +212,6 @@ def test_the_readme_spelling_of_the_split_folder_is_accepted():
     assert dataset_prefix_in(names, "UCF") == "avgzsl_benchmark_datasets/UCF/"
     assert dataset_prefix_in(names, "VGGSound") == "x/VGGSound/"
     assert dataset_prefix_in(names, "ActivityNet") is None
-    assert Path("unused").name == "unused"
 
 
 def test_published_numbers_per_dataset_and_setting():

@@ -30,7 +30,7 @@ def test_front_matter_declares_a_gradio_space():
     meta = front_matter()
     assert meta["sdk"] == "gradio"
     assert meta["app_file"] == "app.py" and (ROOT / meta["app_file"]).is_file()
-    assert meta["title"]
+    assert meta["title"] == "KDA Studio"  # the Space's name: the app's and the README heading's
     assert re.fullmatch(r"3\.\d+", meta["python_version"]), meta["python_version"]
 
 

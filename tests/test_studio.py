@@ -139,7 +139,9 @@ def test_similarity_and_margins_are_the_losses_own(studio):
     i, j = similarity.class_ids.index("ApplyEyeMakeup"), similarity.class_ids.index("ApplyLipstick")
     assert abs(i - j) <= 2  # similar descriptions end up side by side in cluster order
     subset = studio.similarity(session, classes=["ApplyLipstick", "ApplyEyeMakeup", "Archery"])
-    assert subset.matrix.shape == (3, 3)
+    rows = session.matrix[[session.class_ids.index(c) for c in subset.class_ids]]
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    np.testing.assert_allclose(subset.matrix, unit @ unit.T, atol=1e-6)  # the cosines of those three t_c
 
 
 def test_embedding_maps_place_the_query_and_are_reproducible(studio):
@@ -158,13 +160,28 @@ def test_classify_videos_notes_and_bad_files(studio, media_files, tmp_path):
     prediction = studio.classify(media_files["mp4_h264_aac"])
     assert len(prediction.gzsl) == 5 and prediction.has_audio
     assert any("offline random weights" in n for n in prediction.notes)
-    assert prediction.modality.driver in ("audio", "visual", "both")
+    # Each shift is how every class's distance moves when that modality is set to its training mean...
+    modality, full = prediction.modality, np.array([s.distance for s in prediction.scores])
+    means = [norm.mean.cpu().numpy() for norm in (studio.model.audio_norm, studio.model.visual_norm)]
+    for shift, (audio, visual) in (
+        (modality.audio_shift, (means[0], prediction.visual)),
+        (modality.visual_shift, (prediction.audio, means[1])),
+    ):
+        moved = np.array([s.distance for s in studio.classify_features(audio, visual).scores])
+        np.testing.assert_allclose(shift, moved - full, atol=1e-5)
+    # ...and the driver is the modality whose removal moves the predicted class further (both: within 25 %).
+    top = [s.class_id for s in prediction.scores].index(prediction.gzsl[0].class_id)
+    rise_audio, rise_visual = modality.audio_shift[top], modality.visual_shift[top]
+    if abs(rise_audio - rise_visual) <= 0.25 * max(abs(rise_audio), abs(rise_visual)):
+        assert modality.driver == "both"
+    else:
+        assert modality.driver == ("audio" if rise_audio > rise_visual else "visual")
     silent = studio.classify(media_files["no_audio"])
     assert not silent.has_audio and any("visual-only" in n for n in silent.notes)
     np.testing.assert_array_equal(silent.audio, studio.model.audio_norm.mean.numpy())
     text = tmp_path / "notes.mp4"
     text.write_text("not a video at all\n" * 50)
-    with pytest.raises(NotMediaError):
+    with pytest.raises(NotMediaError, match="notes.mp4: is not a video or audio file"):
         studio.classify(text)
 
 
@@ -180,19 +197,27 @@ def test_kda_classify_cli(media_files, tmp_path):
     ok = run(str(media_files["mp4_h264_aac"]), "--json", str(tmp_path / "p.json"))
     assert ok.returncode == 0, ok.stderr
     lines = ok.stdout.splitlines()
-    assert (
-        lines[0].startswith("GZSL (beta")
-        and len([line for line in lines if line[:3].strip().rstrip(".").isdigit()]) == 5
-    )
-    assert any(("seen" in line or "UNSEEN" in line) for line in lines[1:6])
+    video = media_files["mp4_h264_aac"].name
+    assert lines[0] == f"GZSL (beta {load_checkpoint(DEMO).beta:.2f}): {video}"  # the checkpoint's own beta
+    top = json.loads((tmp_path / "p.json").read_text())["top"]
+    assert len(top) == 5 and [s["score"] for s in top] == sorted((s["score"] for s in top), reverse=True)
+    # The printed ranking is the JSON's, with each class marked seen or UNSEEN as the checkpoint has it.
+    seen = {c.id: c.seen for c in load_checkpoint(DEMO).classes}
+    assert lines[1:6] == [
+        f"{rank:>2}. {s['name']:<32} {'seen' if seen[s['class_id']] else 'UNSEEN':<7} "
+        f"score {s['score']:.3f}  distance {s['distance']:.3f}"
+        for rank, s in enumerate(top, start=1)
+    ]
     assert any("offline random weights" in line for line in lines)
-    assert len(json.loads((tmp_path / "p.json").read_text())["top"]) == 5
     silent = run(str(media_files["no_audio"]), "--zsl")
     assert silent.returncode == 0 and "visual-only" in silent.stdout and silent.stdout.startswith("ZSL")
     text = tmp_path / "notes.mp4"
     text.write_text("not a video\n")
     bad = run(str(text))
-    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "kda classify: error:" in bad.stderr
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [
+        f"kda classify: error: {text}: is not a video or audio file that FFmpeg recognises; check the file type"
+    ]
 
 
 def test_not_editable_without_texts_says_why(tmp_path, ucf_synth):
