@@ -192,11 +192,15 @@ def test_released_protocol_returns_the_model_of_its_best_epoch(bench):
     else:
         pytest.fail(f"no run in {RELEASED_RUNS} ties its best test HM before the last epoch")
 
+    seen_by_callback = []
     with pytest.warns(UserWarning, match="TEST set"):
-        result = train(bench_, knowledge, model_config(), loss_preset("kda"), cfg, progress=False)
+        result = train(
+            bench_, knowledge, model_config(), loss_preset("kda"), cfg, progress=False, on_epoch=seen_by_callback.append
+        )
 
     assert result.best_epoch == expected, (hms, result.best_epoch)  # the first of the tied epochs
     assert [(e.stage, e.epoch) for e in result.log] == [(2, k) for k in range(1, 6)] and result.validation is None
+    assert seen_by_callback == result.log  # every epoch reported as it ends
     evaluation = (stage_2.evaluation, knowledge.vectors, stage_2.seen, stage_2.unseen)
     returned, at_best = distances(result.model, *evaluation)[0], distances(models[expected - 1], *evaluation)[0]
     np.testing.assert_allclose(returned, at_best, rtol=0, atol=1e-6)
