@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import numpy as np
@@ -55,7 +56,10 @@ def test_round_trip_gives_identical_predictions(tmp_path):
     audio, visual = torch.rand(10, 512) * 3, torch.rand(10, 512)
     p0, d0 = predictions(ckpt, audio, visual)
     p1, d1 = predictions(loaded, audio, visual)
-    assert torch.equal(p0, p1) and torch.allclose(d0, d1)
+    assert torch.equal(p0, p1) and torch.equal(d0, d1)  # float32 in, float32 out: bit for bit
+    saved, restored = ckpt.model.state_dict(), loaded.model.state_dict()
+    assert list(restored) == list(saved) and all(torch.equal(restored[k], saved[k]) for k in saved)
+    np.testing.assert_array_equal(loaded.knowledge, ckpt.knowledge)
     assert loaded.class_ids == ["a", "b", "c"] and loaded.seen_mask.tolist() == [True, True, False]
     assert loaded.beta == 0.4 and loaded.setting == "main"
     assert loaded.texts == {"a": ["A", "A looks like a"], "b": ["B", "B looks like b"], "c": ["C", "C looks like c"]}
@@ -122,14 +126,16 @@ def test_mismatch_errors_name_what_differs(tmp_path):
 
 
 def test_unreadable_or_foreign_files_are_clear_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="not a folder"):
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {re.escape(str(tmp_path / 'nope'))} is not a folder"):
         load_checkpoint(tmp_path / "nope")
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(tmp_path))} has no config.json"):
         load_checkpoint(tmp_path)
     save_checkpoint(make_checkpoint(), tmp_path / "ck")
     (tmp_path / "ck" / "model.safetensors").write_bytes(b"\x80\x04pickle?")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    model = re.escape(str(tmp_path / "ck" / "model.safetensors"))
+    # the reason is safetensors' own: the pickle's first bytes are no header
+    with pytest.raises(CheckpointError, match=rf"^cannot read {model}: Error while deserializing header"):
         load_checkpoint(tmp_path / "ck")
     (tmp_path / "ck" / "config.json").write_text('{"format": "something-else"}')
-    with pytest.raises(CheckpointError, match="is not 'kda-checkpoint/1'"):
+    with pytest.raises(CheckpointError, match=r"config.json: format 'something-else' is not 'kda-checkpoint/1'$"):
         load_checkpoint(tmp_path / "ck")

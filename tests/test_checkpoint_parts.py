@@ -71,7 +71,11 @@ def damaged_text_vectors(tmp_path, tensors=None, metadata=None, raw=None):
         ({"vectors": torch.zeros(1, 4)}, {"texts": json.dumps(["one"])}, "'encoder'"),
         ({"vectors": torch.zeros(1, 4)}, {"encoder": "e"}, "'texts'"),
         ({"vectors": torch.zeros(1, 4)}, {"encoder": "e", "texts": "[not json"}, "Expecting value"),
-        ({"other": torch.zeros(1, 4)}, {"encoder": "e", "texts": json.dumps(["one"])}, "vectors"),
+        (
+            {"other": torch.zeros(1, 4)},
+            {"encoder": "e", "texts": json.dumps(["one"])},
+            "does not contain tensor vectors",
+        ),
     ],
 )
 def test_damaged_text_vectors_are_named(tmp_path, tensors, metadata, reason):
@@ -91,7 +95,11 @@ def test_text_vectors_without_a_fingerprint_still_load(tmp_path):
 
 def test_text_vectors_file_that_is_not_safetensors(tmp_path):
     folder = damaged_text_vectors(tmp_path, raw=b"\x80\x04 a pickle, not tensors")
-    with pytest.raises(CheckpointError, match=r"cannot read text embeddings"):
+    path = re.escape(str(folder / "text_embeddings.safetensors"))
+    # safetensors cannot make a header of the pickle's first bytes: that is the reason the message gives
+    with pytest.raises(
+        CheckpointError, match=rf"^cannot read text embeddings {path}: Error while deserializing header"
+    ):
         load_checkpoint(folder)
 
 
@@ -117,26 +125,33 @@ def test_samples_without_a_split_are_the_test_split(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "edit",
+    ("edit", "shapes"),
     [
-        lambda s: setattr(s, "visual", s.visual[:, :100]),  # audio right, visual of other dims
-        lambda s: setattr(s, "audio", s.audio[:, :100]),
-        lambda s: setattr(s, "urls", s.urls[:3]),  # shapes right, a URL missing
-        lambda s: setattr(s, "labels", np.array([0, 1, 2, -1])),
+        # audio right, visual of other dims
+        (lambda s: setattr(s, "visual", s.visual[:, :100]), "audio (4, 512), visual (4, 100), 4 urls"),
+        (lambda s: setattr(s, "audio", s.audio[:, :100]), "audio (4, 100), visual (4, 512), 4 urls"),
+        (lambda s: setattr(s, "urls", s.urls[:3]), "audio (4, 512), visual (4, 512), 3 urls"),  # a URL missing
+        # every shape right: only the label -1 (no class) is out of range, which the message leaves to the reader
+        (lambda s: setattr(s, "labels", np.array([0, 1, 2, -1])), "audio (4, 512), visual (4, 512), 4 urls"),
     ],
 )
-def test_samples_that_do_not_fit_the_checkpoint(tmp_path, edit):
+def test_samples_that_do_not_fit_the_checkpoint(tmp_path, edit, shapes):
     ckpt = make_checkpoint()
     edit(ckpt.samples)
     save_checkpoint(ckpt, tmp_path / "ck")
-    with pytest.raises(CheckpointError, match=r"samples.safetensors does not match the checkpoint"):
+    path = tmp_path / "ck" / "samples.safetensors"
+    expected = f"{path} does not match the checkpoint: {shapes} and 4 labels for 3 classes and dims 512/512"
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(expected)}$"):
         load_checkpoint(tmp_path / "ck")
 
 
 def test_samples_file_that_cannot_be_read(tmp_path):
     save_checkpoint(make_checkpoint(), tmp_path / "ck")
     (tmp_path / "ck" / "samples.safetensors").write_bytes(b"garbage")
-    with pytest.raises(CheckpointError, match=r"cannot read reference samples .*samples.safetensors: "):
+    path = re.escape(str(tmp_path / "ck" / "samples.safetensors"))
+    with pytest.raises(
+        CheckpointError, match=rf"^cannot read reference samples {path}: Error while deserializing header"
+    ):
         load_checkpoint(tmp_path / "ck")
 
 
@@ -177,22 +192,32 @@ def test_knowledge_section_rows_follow_the_classes(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "section",
+    ("section", "reason"),
     [
-        {"texts": {"a": [], "b": ["B"], "c": ["C"]}},  # a class without even its name
-        {"texts": ["A", "B", "C"]},
-        {"format": "kda-knowledge/1", "classes": {"a": 3}},
-        {"classes": {}},  # neither the knowledge format nor an older checkpoint's texts
+        ({"texts": {"a": [], "b": ["B"], "c": ["C"]}}, "list index out of range"),  # a class without even its name
+        ({"texts": ["A", "B", "C"]}, "'list' object has no attribute 'items'"),  # texts not keyed by class
+        (  # the knowledge format without a class set: that is what is named first
+            {"format": "kda-knowledge/1", "classes": {"a": 3}},
+            "{where}: 'class_set' must be a non-empty string such as 'UCF-GZSL'",
+        ),
+        (  # with a class set, the class that is not an object
+            {"format": "kda-knowledge/1", "class_set": "abc", "classes": {"a": 3}},
+            "{where}: class 'a': must be an object with 'name' and 'descriptions'",
+        ),
+        (  # neither the knowledge format nor an older checkpoint's texts
+            {"classes": {}},
+            "{where}: 'format' is None, expected 'kda-knowledge/1'",
+        ),
     ],
 )
-def test_knowledge_section_that_does_not_parse(tmp_path, section):
+def test_knowledge_section_that_does_not_parse(tmp_path, section, reason):
     save_checkpoint(make_checkpoint(), tmp_path / "ck")
     config = json.loads((tmp_path / "ck" / "config.json").read_text())
     config["knowledge"] = section
     (tmp_path / "ck" / "config.json").write_text(json.dumps(config))
-    with pytest.raises(
-        CheckpointError, match=rf"^{re.escape(str(tmp_path / 'ck'))}/config.json: bad 'knowledge' section: "
-    ):
+    path = tmp_path / "ck" / "config.json"
+    expected = f"{path}: bad 'knowledge' section: " + reason.format(where=f"{path} 'knowledge'")
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(expected)}$"):
         load_checkpoint(tmp_path / "ck")
 
 

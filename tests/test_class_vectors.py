@@ -45,8 +45,12 @@ def test_descriptions_file_is_encoded_and_bound_with_its_texts(ucf_synth):
     np.testing.assert_allclose(np.linalg.norm(kv.vectors, axis=1), 1.0, rtol=1e-5)
     texts = kv.texts["ApplyEyeMakeup"]
     assert texts[0] == "Apply Eye Makeup" and len(texts) == 4  # name + three descriptions
-    # every bound class's texts keep their own vectors (what an edit starts from), and only those
+    # t_c is the normalised mean of the class's encoded texts, in its class's row (first and last: a shift shows)
     encoder = load_text_encoder(TINY_TEXT_ENCODER)
+    for row in (0, len(bench.classes) - 1):
+        mean = encoder.encode(kv.texts[bench.classes[row]]).mean(axis=0)
+        np.testing.assert_allclose(kv.vectors[row], mean / np.linalg.norm(mean), atol=1e-6)
+    # every bound class's texts keep their own vectors (what an edit starts from), and only those
     assert (kv.text_vectors.encoder, kv.text_vectors.fingerprint) == (TINY_TEXT_ENCODER, encoder.fingerprint())
     source = load_knowledge(ASSETS / "ucf.json")
     assert (kv.knowledge.class_set, kv.knowledge.provenance) == (source.class_set, source.provenance)

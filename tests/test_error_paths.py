@@ -79,7 +79,7 @@ def test_config_that_is_not_json_or_not_an_object(saved, tmp_path):
     [
         (lambda c: c.pop("model"), r"bad 'model' section: 'model'"),
         (lambda c: c["model"].update(bogus=1), r"bad 'model' section: unknown model config keys \['bogus'\]"),
-        (lambda c: c.__setitem__("model", [1, 2]), r"bad 'model' section"),
+        (lambda c: c.__setitem__("model", [1, 2]), r"bad 'model' section: unknown model config keys \[1, 2\]; known: "),
         (lambda c: c.pop("features"), r"bad 'features', 'classes' or 'beta' \(KeyError: 'features'\)"),
         (lambda c: c["features"].update(setting="selavi"), r"unknown feature setting 'selavi'; choose one of"),
         (lambda c: c["classes"][0].pop("seen"), r"bad 'features', 'classes' or 'beta' \(KeyError: 'seen'\)"),
@@ -234,6 +234,9 @@ def test_server_error_then_answer_succeeds(tmp_path):
     with ScriptedLLM(script) as llm:
         result = describe_classes(["Archery"], tmp_path / "k.json", base_url=llm.base_url, **FAST)
     assert result.described == ["Archery"]
+    # three questions (introduction, visual, auditory), the first asked twice: the 503, then its retry
+    assert len(llm.requests) == 4 and llm.requests[1]["messages"] == llm.requests[0]["messages"]
+    assert [r["seed"] for r in llm.requests] == [0, 1, 0, 0]  # only the retry samples anew
 
 
 def refusal_reply():
@@ -309,29 +312,53 @@ def test_each_user_error_is_one_line_on_stderr_and_exit_1(saved, ucf_synth, tmp_
     bad_ckpt = tmp_path / "bad_ckpt"
     shutil.copytree(saved, bad_ckpt)
     (bad_ckpt / "config.json").write_text("{")
-    cases = {
-        "info": ["--checkpoint", bad_ckpt],
-        "evaluate": ["--checkpoint", saved, "--root", tmp_path],  # not a benchmark root
-        "classify": ["--checkpoint", saved, tmp_path / "not-a-video.mp4"],
-        "extract": ["--videos", tmp_path, "--labels", tmp_path / "labels.csv", "--out", tmp_path / "out"],
-        "train": [
-            "--root",
-            ucf_synth,
-            "--dataset",
-            "UCF",
-            "--out",
-            tmp_path / "ck",
-            "--knowledge",
-            tmp_path / "no.npz",
-        ],
-        "describe": ["--classes", tmp_path / "no-such-list.txt", "--out", tmp_path / "k.json"],
-    }
-    for command, args in cases.items():
-        code, stdout, stderr = run_cli(command, *args)
-        assert code == 1, (command, stderr)
-        lines = stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith(f"kda {command}: error: "), (command, stderr)
-        assert "Traceback" not in stderr
+    cls_ckpt = make_checkpoint("cls")  # a setting with an extractor, so classify gets as far as the file
+    cls_ckpt.feature_weights = "offline"
+    save_checkpoint(cls_ckpt, tmp_path / "cls_ckpt")
+    # Each case with the one line that names its own fault (so no case passes by failing for another reason).
+    cases = [
+        (
+            ("info", "--checkpoint", bad_ckpt),
+            f"{bad_ckpt / 'config.json'} is not valid JSON: Expecting property name enclosed in double quotes: "
+            "line 1 column 2 (char 1)",
+        ),
+        (
+            ("evaluate", "--checkpoint", saved, "--root", tmp_path),  # make_checkpoint records no dataset
+            "the checkpoint does not record its dataset; pass --dataset",
+        ),
+        (
+            ("evaluate", "--checkpoint", saved, "--root", tmp_path, "--dataset", "UCF"),
+            f"{tmp_path} is not an AVCA dataset root: no class-split/ folder",
+        ),
+        (
+            ("classify", "--checkpoint", tmp_path / "cls_ckpt", tmp_path / "not-a-video.mp4"),
+            f"{tmp_path / 'not-a-video.mp4'}: is not a video or audio file that FFmpeg recognises; check the file type",
+        ),
+        (
+            ("classify", "--checkpoint", saved, tmp_path / "not-a-video.mp4"),
+            "feature setting 'main' has no extractor: the AVCA 'main' features come from SeLaVi, whose extractor "
+            "kda does not ship; train on the public 'main' features for benchmarks, and use a 'cls' or 'clip' "
+            "checkpoint to classify your own videos",
+        ),
+        (
+            ("extract", "--videos", tmp_path, "--labels", tmp_path / "labels.csv", "--out", tmp_path / "out"),
+            f"{tmp_path / 'labels.csv'} lists no videos",
+        ),
+        (
+            ("train", "--root", ucf_synth, "--dataset", "UCF", "--out", tmp_path / "ck",
+             "--knowledge", tmp_path / "no.npz"),
+            f"knowledge file {tmp_path / 'no.npz'} does not exist",
+        ),
+        (
+            ("describe", "--classes", tmp_path / "no-such-list.txt", "--out", tmp_path / "k.json"),
+            f"--classes '{tmp_path / 'no-such-list.txt'}' is neither a dataset (UCF, ActivityNet, VGGSound) nor a "
+            "file of class names",
+        ),
+    ]  # fmt: skip
+    for args, message in cases:
+        code, stdout, stderr = run_cli(*args)
+        assert (code, stdout) == (1, ""), (args, stderr)
+        assert stderr.splitlines() == [f"kda {args[0]}: error: {message}"], (args, stderr)
 
 
 def test_a_real_bug_still_raises(monkeypatch):
@@ -355,7 +382,11 @@ def test_ctrl_c_exits_130_with_one_line(ucf_synth, tmp_path):
     out = tmp_path / "ck"
     command = [sys.executable, "-m", "kda", "train", "--root", str(ucf_synth), "--dataset", "UCF", "--setting", "cls",
                "--out", str(out), "--epochs", "1000", "--batch-size", "64", "--quiet"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell's background job ignores SIGINT and its children inherit that; Ctrl-C must reach `kda` here.
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     try:
         deadline = time.monotonic() + 300
         while not ((out / "train_log.jsonl").exists() and (out / "train_log.jsonl").read_text()):  # an epoch is done
@@ -418,7 +449,8 @@ def test_too_few_training_videos(tmp_path):
     bench = mini_root(tmp_path, train_videos=1)
     with pytest.raises(KdaError, match=r"^1 training videos: at least 2 are needed to form a batch$"):
         mini_train(bench)
-    mini_train(mini_root(tmp_path / "two", train_videos=2))  # two are enough
+    two = mini_train(mini_root(tmp_path / "two", train_videos=2))  # two are enough: one batch of two
+    assert [(e.stage, e.epoch) for e in two.log] == [(1, 1), (2, 1)] and two.best_epoch == 1
     assert len(mini_train(mini_root(tmp_path / "one_batch"), batches_per_epoch=1).log) == 2  # one batch an epoch
 
 

@@ -47,14 +47,18 @@ def test_margin_raises_the_loss_and_more_for_similar_classes():
     no_margin = adaptive_margin_loss(rho, label, t, torch.zeros(2, 2), 1.0)
     small = adaptive_margin_loss(rho, label, t, torch.tensor([[0.0, 0.1], [0.1, 0.0]]), 1.0)
     large = adaptive_margin_loss(rho, label, t, torch.tensor([[0.0, 1.0], [1.0, 0.0]]), 1.0)
-    assert no_margin < small < large
+    # Both classes at distance 1, tau 1: z = (-1, -1 + m), so CE = 1 + log(e^-1 + e^(m - 1)) = log(1 + e^m).
+    assert no_margin.item() == pytest.approx(math.log(2))
+    assert small.item() == pytest.approx(math.log(1 + math.exp(0.1)))
+    assert large.item() == pytest.approx(math.log(1 + math.e))
 
 
 def test_presets():
     assert loss_preset("released").margin_weight == 0 and loss_preset("released").align_weight == 5
-    assert LOSS_PRESETS["kda"].margin_weight > 0
+    assert LOSS_PRESETS["kda"].margin_weight == 1.0 and LOSS_PRESETS["kda"].align_weight == 1.0
     with pytest.raises(KdaError, match="unknown loss preset 'nope'; choose one of kda, released"):
         loss_preset("nope")
+    torch.manual_seed(0)
     rho, t = torch.randn(3, 4), torch.randn(2, 4)
     labels = torch.tensor([0, 1, 1])
     m = adaptive_margins(t, 1.0, 0.5)
@@ -62,4 +66,9 @@ def test_presets():
     assert "margin" not in released
     assert released["total"].item() == pytest.approx(5 * alignment_loss(rho, t[labels]).item())
     full = kda_loss(rho, labels, t, m, loss_preset("kda"))
-    assert full["total"].item() == pytest.approx(full["align"].item() + full["margin"].item())
+    # Each part is its loss computed directly, at the method's temperature 0.1; both weights are 1.
+    align = alignment_loss(rho, t[labels]).item()
+    margin = adaptive_margin_loss(rho, labels, t, m, tau=0.1).item()
+    assert set(full) == {"align", "margin", "total"}
+    assert (full["align"].item(), full["margin"].item()) == (pytest.approx(align), pytest.approx(margin))
+    assert full["total"].item() == pytest.approx(align + margin)

@@ -82,6 +82,9 @@ def test_helpers_and_serialisation():
     assert harmonic_mean(0.0, 0.0) == 0.0
     assert mean_class_recall(np.array([1]), np.array([1]), np.array([0, 1])) == 1.0
     r = gzsl_metrics(np.array([[0.0, 1.0]]), np.array([0]), np.array([True, False]), 0.0)
-    assert set(r.to_dict()) == {"seen", "unseen", "hm", "zsl", "beta", "grid"}
-    assert "HM" in r.table() and "100.00" in r.table()
+    # One seen video, predicted right: S 100; no unseen videos: U, HM and ZSL 0; beta given, so no grid.
+    assert r.to_dict() == {"seen": 100.0, "unseen": 0.0, "hm": 0.0, "zsl": 0.0, "beta": 0.0, "grid": ""}
+    head, row = r.table().splitlines()
+    assert head.split() == ["S", "U", "HM", "ZSL", "beta"]
+    assert row.split() == ["100.00", "0.00", "0.00", "0.00", "0.00"]  # no title: the values alone
     assert len(BETA_GRID) == 16 and BETA_GRID[-1] == pytest.approx(3.0)

@@ -41,20 +41,18 @@ def test_search_beta_moves_exactly_the_videos_it_should():
 
 
 def test_search_result_is_the_plain_metrics_at_the_chosen_beta():
-    from kda.metrics import gzsl_metrics
-
     seen = np.array([True, True, False])
-    labels = np.array([2, 0, 1])
-    best = search_beta(D, labels, seen)
-    plain = gzsl_metrics(D, labels, seen, best.beta)
-    assert (best.seen, best.unseen, best.hm, best.zsl, best.beta) == (
-        plain.seen,
-        plain.unseen,
-        plain.hm,
-        plain.zsl,
-        plain.beta,
-    )
-    assert best.grid.startswith("gaps: 4 values in [0, ")
+    # Video 0 is unseen (class 2, gap 0.2); videos 1 and 2 are class 1, right while seen (gaps 0.6 and 0.1).
+    # Over the grid 0, 0.15, 0.4, 0.7: (S, U) = (100, 0), (50, 0), (50, 100), (0, 100). Only 0.4 has both,
+    # trading video 2 for video 0: HM 2 * 50 * 100 / 150. ZSL: video 0 among the unseen classes is right.
+    best = search_beta(D, np.array([2, 1, 1]), seen)
+    assert (best.seen, best.unseen, best.hm, best.zsl) == (50.0, 100.0, pytest.approx(200 / 3), 100.0)
+    assert best.beta == pytest.approx(0.4)
+    assert best.grid == "gaps: 4 values in [0, 0.7] (every seen/unseen decision gap)"
+    # Labels 2, 0, 1: video 1 is wrong even while seen, so S and U are never both above 0 and HM is 0 at
+    # every beta; the tie goes to the smallest beta, 0: S = (0 + 100) / 2, U 0, ZSL 100.
+    tied = search_beta(D, np.array([2, 0, 1]), seen)
+    assert (tied.seen, tied.unseen, tied.hm, tied.zsl, tied.beta) == (50.0, 0.0, 0.0, 100.0, 0.0)
 
 
 def test_metrics_with_an_integer_mask_or_without_unseen_classes():

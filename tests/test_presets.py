@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from kda.checkpoint import load_checkpoint
 from kda.cli import main
+from kda.losses import LossConfig
 from kda.model import KDAModel, ModelConfig
 from kda.presets import PRESETS, get_preset
 from kda.settings import get_setting
@@ -113,7 +114,10 @@ def test_paper_preset_is_the_default_network_and_training():
     for setting in ("cls", "main"):
         assert paper.model_config(setting) == get_setting(setting).model_config()
     assert paper.train_config() == TrainConfig()
-    assert paper.loss_config() == get_preset("paper").loss_config() and paper.knowledge == "unit"
+    # The paper's method: alignment plus the adaptive margin, both at weight 1, margins alpha cos + m0 at
+    # alpha 1 and m0 0.5, logits -d / 0.1 (the defaults the hand values of test_loss_scale.py assume).
+    assert paper.loss_config() == LossConfig(align_weight=1.0, margin_weight=1.0, alpha=1.0, m0=0.5, tau=0.1)
+    assert paper.knowledge == "unit"
     released = get_preset("released")
     assert released.model_config("main").normalize_concat is False  # cls only
     assert released.model_config("cls").normalize_concat is True
