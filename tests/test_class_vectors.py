@@ -68,6 +68,14 @@ def test_missing_and_unknown_classes_are_named(tmp_path):
         KnowledgeMismatchError, match=r"no knowledge for 1 classes: c; knowledge for 1 unknown classes: zebra"
     ):
         kv.bind(["a", "b", "c"])
+    many = load_vectors(save_vectors(tmp_path / "m.npz", [f"k{i}" for i in range(9)], np.ones((9, 2))))
+    wanted = [f"w{i}" for i in range(9)]  # nine missing and nine unknown: the first eight of each are named
+    with pytest.raises(
+        KnowledgeMismatchError,
+        match=r"^no knowledge for 9 classes: w0, w1, w2, w3, w4, w5, w6, w7; "
+        r"knowledge for 9 unknown classes: k0, k1, k2, k3, k4, k5, k6, k7$",
+    ):
+        many.bind(wanted)
     assert kv.bind(["a", "b"], known=["a", "b", "zebra"]).names == ["a", "b"]  # extra known classes are fine
 
 
