@@ -216,3 +216,9 @@ def test_decoding_4k_and_10_minutes_stays_in_bounded_memory(media_files):
     assert uhd < 208, f"decoding 3 frames of a 4K video grew the process by {uhd:.0f} MiB"
     long = decoding_grew_mib("long", case_file(media_files, "long_10_min"))
     assert long < 224, f"decoding a 10-minute video grew the process by {long:.0f} MiB"
+
+
+def test_limit_messages_say_seconds_under_a_minute():
+    from kda.media.decode import span
+
+    assert [span(s) for s in (10, 15.04, 59.4, 60, 300, 630)] == ["10 s", "15 s", "59 s", "1 min", "5 min", "10.5 min"]

@@ -199,7 +199,7 @@ class Video:
         if self.duration_s > limits.max_duration_s:
             raise TooLongError(
                 self.path,
-                f"{self.duration_s / 60:.1f} min is over the {limits.max_duration_s / 60:.0f} min limit; trim the video",
+                f"{span(self.duration_s)} is over the {span(limits.max_duration_s)} limit; trim the video",
             )
         self.height, self.width = self.frames([0]).shape[1:3]  # as displayed, at full size
         self.check_size()
@@ -267,6 +267,13 @@ class Video:
         return indices
 
 
+def span(seconds: float) -> str:
+    """A duration as a message says it: '15 s' under a minute, else minutes ('10.5 min', '5 min')."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f}".removesuffix(".0") + " min"
+
+
 def bounded_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
     """The largest even-sided size with the same aspect ratio and at most `max_pixels` pixels."""
     scale = math.sqrt(max_pixels / (width * height))
@@ -290,8 +297,9 @@ def open_video(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Video:
 
 def read_audio(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Audio:
     """The audio track as mono float32 at 16 kHz, made as the benchmark made it (docs/AVCA_CLS_EXTRACTION.md,
-    "Audio" steps 1-2) up to the documented approximations below. Memory stays within about 4 bytes per
-    native sample for tracks up to EXACT_RESAMPLE_MAX_S, and 4 bytes per 16 kHz sample beyond."""
+    "Audio" steps 1-2) up to the documented approximations below. The track is held as float32 at its native
+    rate up to EXACT_RESAMPLE_MAX_S and at 16 kHz beyond, so a long file never costs its native-rate size;
+    decoding itself peaks higher (about 170 MiB for a 10-minute file, tests/test_media_decode.py)."""
     path = check_file(path, limits)
     # decord's multi-channel output is unreliable, so samples are only ever decoded with mono=True; this
     # low-rate multi-channel decode is used for its shape alone: the channel count and the track length.
@@ -302,9 +310,7 @@ def read_audio(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Audio:
     if probe_samples == 0:
         raise NoAudioTrackError(path, "the audio track is empty")
     if duration > limits.max_duration_s:
-        raise TooLongError(
-            path, f"audio of {duration / 60:.1f} min is over the {limits.max_duration_s / 60:.0f} min limit"
-        )
+        raise TooLongError(path, f"audio of {span(duration)} is over the {span(limits.max_duration_s)} limit")
     notes = []
     if duration <= EXACT_RESAMPLE_MAX_S:
         native = decode_audio(path, -1, mono=True)[0]  # (T_native,) at the file's rate
