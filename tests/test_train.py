@@ -66,10 +66,11 @@ def test_balanced_order_draws_every_class_about_equally():
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    """The outcome of a run on a synthetic UCF root, with the real UCF knowledge file encoded by the tiny offline
-    text encoder (so the checkpoint has texts and per-text vectors to carry). What training chose is made up here:
-    `to_checkpoint` only records it."""
-    from kda.knowledge import TINY_TEXT_ENCODER
+    """The outcome of a run on a synthetic UCF root, with the real UCF knowledge file and a vector for each class
+    and each text (random: `to_checkpoint` carries vectors, it does not make them). What training chose is made
+    up here too: `to_checkpoint` only records it."""
+    from kda.class_vectors import ClassVectors, TextVectors
+    from kda.knowledge import load_knowledge
     from kda.metrics import GZSLResult
     from kda.model import KDAModel
     from kda.synth import SynthConfig, write_synthetic_benchmark
@@ -78,7 +79,13 @@ def small_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("small_run")
     write_synthetic_benchmark(root, "UCF", "main", SynthConfig(train_videos=2, eval_videos=4, embed_dim=512))
     bench = load_benchmark(root, "UCF", "main")
-    kv = load_vectors(KNOWLEDGE / "ucf.json", TINY_TEXT_ENCODER).bind(bench.classes, known=bench.all_classes)
+    knowledge, rng = load_knowledge(KNOWLEDGE / "ucf.json"), np.random.default_rng(0)
+    texts = sorted({t for c in knowledge.class_ids for t in knowledge.texts(c)})
+    per_text = dict(zip(texts, rng.normal(size=(len(texts), 512)), strict=True))
+    text_vectors = TextVectors("some-encoder", "f1ngerprint", per_text)
+    vectors = rng.normal(size=(len(knowledge.class_ids), 512)).astype(np.float32)
+    kv = ClassVectors(knowledge.class_ids, vectors, "some-encoder", knowledge, text_vectors)
+    kv = kv.bind(bench.classes, known=bench.all_classes)
     small = {"audio_hidden": 8, "visual_hidden": 8, "width": 8, "heads": 1, "head_dim": 4, "ff_hidden": 4}
     model = KDAModel(get_setting("main").model_config(**small))
     validation, test = (
@@ -92,7 +99,6 @@ def small_run(tmp_path_factory):
 def test_a_checkpoint_of_a_run_records_the_run(small_run, tmp_path):
     import kda
     from kda.checkpoint import load_checkpoint, save_checkpoint
-    from kda.knowledge import TINY_TEXT_ENCODER
 
     bench, kv, loss, cfg, result = small_run
     save_checkpoint(to_checkpoint(result, bench, kv, loss, cfg, provenance={"command": "kda train"}), tmp_path / "ck")
@@ -107,7 +113,7 @@ def test_a_checkpoint_of_a_run_records_the_run(small_run, tmp_path):
     assert [c for c in ids if bench.readable[c] == c] == one_word
     assert sum(bench.readable[c] != c for c in ids) == 51 - 9
     np.testing.assert_array_equal(ckpt.knowledge, kv.vectors[[bench.classes.index(c) for c in ids]])
-    assert (ckpt.text_encoder, ckpt.beta, ckpt.feature_weights) == (TINY_TEXT_ENCODER, result.beta, "none")
+    assert (ckpt.text_encoder, ckpt.beta, ckpt.feature_weights) == ("some-encoder", result.beta, "none")
     assert ckpt.knowledge_file.class_ids == ids and ckpt.knowledge_file.class_set == kv.knowledge.class_set
     assert set(ckpt.text_vectors.vectors) == {t for c in ids for t in kv.texts[c]}
     assert ckpt.metrics == {
