@@ -316,14 +316,12 @@ def read_samples(path: Path, cfg: ModelConfig, num_classes: int) -> ReferenceSam
         raise CheckpointError(f"cannot read reference samples {path}: {e}") from e
     n = len(samples.labels)
     shapes_ok = samples.audio.shape == (n, cfg.audio_dim) and samples.visual.shape == (n, cfg.visual_dim)
-    if (
-        not shapes_ok
-        or len(samples.urls) != n
-        or (n and not 0 <= samples.labels.min() <= samples.labels.max() < num_classes)
-    ):
+    low, high = (int(samples.labels.min()), int(samples.labels.max())) if n else (0, -1)
+    if not shapes_ok or len(samples.urls) != n or (n and not 0 <= low <= high < num_classes):
         raise CheckpointError(
             f"{path} does not match the checkpoint: audio {samples.audio.shape}, visual {samples.visual.shape}, "
-            f"{len(samples.urls)} urls and {n} labels for {num_classes} classes and dims {cfg.audio_dim}/{cfg.visual_dim}"
+            f"{len(samples.urls)} urls and {n} labels from {low} to {high}, "
+            f"for {num_classes} classes and dims {cfg.audio_dim}/{cfg.visual_dim}"
         )
     return samples
 

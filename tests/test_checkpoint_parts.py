@@ -128,11 +128,24 @@ def test_samples_without_a_split_are_the_test_split(tmp_path):
     ("edit", "shapes"),
     [
         # audio right, visual of other dims
-        (lambda s: setattr(s, "visual", s.visual[:, :100]), "audio (4, 512), visual (4, 100), 4 urls"),
-        (lambda s: setattr(s, "audio", s.audio[:, :100]), "audio (4, 100), visual (4, 512), 4 urls"),
-        (lambda s: setattr(s, "urls", s.urls[:3]), "audio (4, 512), visual (4, 512), 3 urls"),  # a URL missing
-        # every shape right: only the label -1 (no class) is out of range, which the message leaves to the reader
-        (lambda s: setattr(s, "labels", np.array([0, 1, 2, -1])), "audio (4, 512), visual (4, 512), 4 urls"),
+        (
+            lambda s: setattr(s, "visual", s.visual[:, :100]),
+            "audio (4, 512), visual (4, 100), 4 urls and 4 labels from 0 to 2",
+        ),
+        (
+            lambda s: setattr(s, "audio", s.audio[:, :100]),
+            "audio (4, 100), visual (4, 512), 4 urls and 4 labels from 0 to 2",
+        ),
+        (lambda s: setattr(s, "urls", s.urls[:3]), "audio (4, 512), visual (4, 512), 3 urls and 4 labels from 0 to 2"),
+        # every shape right: only the label -1 (no class) is out of range
+        (
+            lambda s: setattr(s, "labels", np.array([0, 1, 2, -1])),
+            "audio (4, 512), visual (4, 512), 4 urls and 4 labels from -1 to 2",
+        ),
+        (
+            lambda s: setattr(s, "labels", np.array([0, 1, 2, 3])),
+            "audio (4, 512), visual (4, 512), 4 urls and 4 labels from 0 to 3",
+        ),
     ],
 )
 def test_samples_that_do_not_fit_the_checkpoint(tmp_path, edit, shapes):
@@ -140,7 +153,7 @@ def test_samples_that_do_not_fit_the_checkpoint(tmp_path, edit, shapes):
     edit(ckpt.samples)
     save_checkpoint(ckpt, tmp_path / "ck")
     path = tmp_path / "ck" / "samples.safetensors"
-    expected = f"{path} does not match the checkpoint: {shapes} and 4 labels for 3 classes and dims 512/512"
+    expected = f"{path} does not match the checkpoint: {shapes}, for 3 classes and dims 512/512"
     with pytest.raises(CheckpointError, match=rf"^{re.escape(expected)}$"):
         load_checkpoint(tmp_path / "ck")
 
