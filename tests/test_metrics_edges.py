@@ -65,3 +65,16 @@ def test_metrics_with_an_integer_mask_or_without_unseen_classes():
     assert (all_seen.seen, all_seen.unseen, all_seen.hm, all_seen.zsl) == (pytest.approx(200 / 3), 0.0, 0.0, 0.0)
     assert mean_class_recall(np.array([], int), np.array([], int), np.array([0, 1])) == 0.0  # no videos: 0, not 1
     assert mean_class_recall(np.array([1]), np.array([1]), np.array([], int)) == 0.0
+
+
+def test_search_with_a_mask_of_integers_or_lists():
+    """0/1 integers and plain lists mean what the boolean arrays mean (`~` on an integer mask would not)."""
+    from kda.metrics import hm_per_beta
+
+    seen, labels = np.array([True, True, False]), np.array([2, 1, 1])
+    best = search_beta(D, labels, seen)
+    assert search_beta(D.tolist(), labels.tolist(), [1, 1, 0]) == best
+    betas = [0.0, 0.15, 0.4]
+    from_lists = hm_per_beta(D.tolist(), labels.tolist(), [1, 1, 0], betas)
+    np.testing.assert_array_equal(from_lists, hm_per_beta(D, labels, seen, betas))
+    np.testing.assert_allclose(from_lists, [0.0, 0.0, 200 / 3])  # the hand values of the case above
