@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def hub_env(endpoint: str, home) -> dict[str, str]:
+    """This process's environment for a child that must use the loopback Hub at `endpoint`, caching under
+    `home`: no HF_ setting of the caller's leaks in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    return env | {"HF_ENDPOINT": endpoint, "HF_HOME": str(home), "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
 def blob_id(data: bytes) -> str:

@@ -3,7 +3,6 @@
 checkpoints; each damaged part is a CheckpointError naming the file. Also the printed metrics table."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hub_server import LoopbackHub
+from hub_server import LoopbackHub, hub_env
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from test_checkpoint import make_checkpoint
@@ -315,10 +314,9 @@ def test_a_checkpoint_id_on_the_hub_fetches_its_repository_and_only_the_checkpoi
     save_checkpoint(with_text_vectors(), folder)
     (folder / "README.md").write_text("---\nlibrary_name: kda\n---\n")
     (folder / "train_log.jsonl").write_text("{}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     hub = LoopbackHub({"someone/tiny-kda": folder, "someone/other": tmp_path})
     with hub as endpoint:
-        env |= {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1"}
+        env = hub_env(endpoint, tmp_path / "hf")
         fetched = subprocess.run(
             [sys.executable, "-c", FETCH_SCRIPT, "hf-hub:someone/tiny-kda"],
             capture_output=True,

@@ -4,7 +4,6 @@ command line's exit codes (one line per user error, 130 on Ctrl-C, a real bug st
 runs that cannot work. Every error must be the specific one, with a message that names the bad value."""
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -18,7 +17,7 @@ import openai
 import pytest
 import torch
 from conftest import run_cli
-from hub_server import LoopbackHub
+from hub_server import LoopbackHub, hub_env
 from safetensors.torch import load_file, save_file
 from test_checkpoint import make_checkpoint
 
@@ -113,9 +112,8 @@ def test_unexpected_and_misshaped_tensors_are_named(saved, tmp_path):
 
 
 def test_hub_checkpoint_that_cannot_be_fetched_is_one_line(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     with LoopbackHub() as endpoint:  # it knows no repository
-        env |= {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path), "HF_HUB_DISABLE_TELEMETRY": "1"}
+        env = hub_env(endpoint, tmp_path)
         done = subprocess.run(
             [sys.executable, "-m", "kda", "info", "--checkpoint", "hf-hub:someone/no-such-checkpoint"],
             capture_output=True,
