@@ -118,7 +118,7 @@ def grid_betas(grid: str | np.ndarray, distances: np.ndarray, seen_mask: np.ndar
             betas = gap_grid(distances, seen_mask)
             return betas, f"gaps: {len(betas)} values in [0, {betas[-1]:.4g}] (every seen/unseen decision gap)"
         raise ValueError(f"unknown beta grid {grid!r}; choose one of {', '.join(BETA_GRIDS)}")
-    betas = np.asarray(grid, dtype=np.float64)
+    betas = np.asarray(grid)
     return betas, f"given: {len(betas)} values in [{betas.min():.4g}, {betas.max():.4g}]"
 
 
@@ -142,11 +142,10 @@ def hm_per_beta(distances: np.ndarray, labels: np.ndarray, seen_mask: np.ndarray
     """HM (percent) at every beta at once, in O((N + B) log N): a video counts for its true class when it is
     right among the seen classes and stays seen (beta < gap), or right among the unseen ones and moves
     (beta >= gap). Same numbers as `gzsl_metrics` per beta, up to exact ties of two distances (tested)."""
-    distances = np.asarray(distances, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
+    distances, labels = np.asarray(distances), np.asarray(labels)
     seen_mask = np.asarray(seen_mask, dtype=bool)
     seen, unseen = np.flatnonzero(seen_mask), np.flatnonzero(~seen_mask)
-    if len(seen) == 0 or len(unseen) == 0 or len(labels) == 0:
+    if len(seen) == 0 or len(unseen) == 0:
         return np.array([gzsl_metrics(distances, labels, seen_mask, b).hm for b in betas])
     right_seen = seen[distances[:, seen].argmin(axis=1)] == labels  # (N,) right if it stays seen
     right_unseen = unseen[distances[:, unseen].argmin(axis=1)] == labels  # (N,) right if it moves
@@ -156,11 +155,9 @@ def hm_per_beta(distances: np.ndarray, labels: np.ndarray, seen_mask: np.ndarray
     weight = 1.0 / counts[labels]
     weight = weight / np.where(label_seen, (counts[seen] > 0).sum(), (counts[unseen] > 0).sum())
     gaps = decision_gaps(distances, seen_mask)
-    order = np.argsort(gaps, kind="stable")
-    sorted_gaps = gaps[order]
-    seen_loss = np.concatenate([[0.0], np.cumsum((right_seen & label_seen)[order] * weight[order])])
-    unseen_gain = np.concatenate([[0.0], np.cumsum((right_unseen & ~label_seen)[order] * weight[order])])
-    moved = np.searchsorted(sorted_gaps, np.asarray(betas, dtype=np.float64), side="right")  # gap <= beta: unseen
-    s = float(np.sum((right_seen & label_seen) * weight)) - seen_loss[moved]
-    u = unseen_gain[moved]
-    return 100 * np.where(s + u > 0, 2 * s * u / np.maximum(s + u, 1e-300), 0.0)
+    order = np.argsort(gaps)
+    moved = np.searchsorted(gaps[order], betas, side="right")  # per beta, the first `moved` videos go unseen
+    stays = ((right_seen & label_seen) * weight)[order]
+    s = np.append(np.cumsum(stays[::-1])[::-1], 0.0)[moved]  # right seen videos that stay seen
+    u = np.insert(np.cumsum(((right_unseen & ~label_seen) * weight)[order]), 0, 0.0)[moved]  # right ones that move
+    return 100 * 2 * s * u / np.maximum(s + u, 1e-300)

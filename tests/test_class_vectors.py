@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -107,5 +108,6 @@ def test_feature_dims_that_do_not_fit_the_model(tmp_path, ucf_synth):
     (root / "features/cls_features").rename(root / "features/main_features")
     bench = load_benchmark(root, "UCF", "main")
     kv = load_vectors(root / "knowledge_vectors.npz").bind(bench.classes, known=bench.all_classes)
-    with pytest.raises(DimensionMismatchError, match="128/4096 dims but the model expects 512/512"):
+    expected = f"benchmark at {root} has audio/visual features of 128/4096 dims but the model expects 512/512"
+    with pytest.raises(DimensionMismatchError, match=re.escape(expected)):
         train(bench, kv, get_setting("main").model_config(), loss_preset("kda"), TrainConfig(epochs=1), progress=False)

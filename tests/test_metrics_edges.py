@@ -4,7 +4,8 @@ no unseen class, a seen mask given as 0/1 integers, and the exact grid of betas 
 import numpy as np
 import pytest
 
-from kda.metrics import decision_gaps, gap_grid, search_beta
+from kda import metrics
+from kda.metrics import decision_gaps, gap_grid, gzsl_metrics, hm_per_beta, search_beta
 
 D = np.array([[0.1, 0.5, 0.3], [0.4, 0.2, 0.8], [0.9, 0.3, 0.4]])  # 3 videos x 3 classes
 
@@ -56,7 +57,7 @@ def test_search_result_is_the_plain_metrics_at_the_chosen_beta():
 
 
 def test_metrics_with_an_integer_mask_or_without_unseen_classes():
-    from kda.metrics import gzsl_metrics, mean_class_recall
+    from kda.metrics import mean_class_recall
 
     labels = np.array([0, 1, 2])
     as_bool = gzsl_metrics(D, labels, np.array([True, True, False]), 0.25)
@@ -69,8 +70,6 @@ def test_metrics_with_an_integer_mask_or_without_unseen_classes():
 
 def test_search_with_a_mask_of_integers_or_lists():
     """0/1 integers and plain lists mean what the boolean arrays mean (`~` on an integer mask would not)."""
-    from kda.metrics import hm_per_beta
-
     seen, labels = np.array([True, True, False]), np.array([2, 1, 1])
     best = search_beta(D, labels, seen)
     assert search_beta(D.tolist(), labels.tolist(), [1, 1, 0]) == best
@@ -78,3 +77,41 @@ def test_search_with_a_mask_of_integers_or_lists():
     from_lists = hm_per_beta(D.tolist(), labels.tolist(), [1, 1, 0], betas)
     np.testing.assert_array_equal(from_lists, hm_per_beta(D, labels, seen, betas))
     np.testing.assert_allclose(from_lists, [0.0, 0.0, 200 / 3])  # the hand values of the case above
+
+
+def test_hm_per_beta_without_seen_classes_unseen_classes_or_videos():
+    betas = [0.0, 0.15, 0.4]
+    labels = np.array([2, 1, 1])
+    assert hm_per_beta(D, labels, [True, True, True], betas).tolist() == [0.0] * 3  # U is 0 at every beta
+    assert hm_per_beta(D, labels, [False, False, False], betas).tolist() == [0.0] * 3  # S is 0
+    assert hm_per_beta(D[:0], labels[:0], [True, True, False], betas).tolist() == [0.0] * 3
+
+
+def test_a_beta_exactly_at_a_gap():
+    """The decision gaps' rule: a video moves to its unseen class when beta >= its gap. At beta == gap the two
+    distances tie, and the plain metrics' argmin takes the lower class index: here the unseen class, 0."""
+    d = np.array([[0.75, 0.5], [1.0, 0.25]])  # gaps 0.25 (an unseen video) and 0.75 (a seen one): exact in binary
+    labels, seen = np.array([0, 1]), np.array([False, True])
+    assert hm_per_beta(d, labels, seen, [0.125, 0.25, 0.5, 0.75]).tolist() == [0.0, 100.0, 100.0, 0.0]
+    assert [gzsl_metrics(d, labels, seen, b).hm for b in (0.25, 0.75)] == [100.0, 0.0]
+
+
+def test_an_explicit_grid_is_computed_plainly_where_a_beta_equals_a_gap():
+    """With the seen class first, the tie at beta == gap goes to the seen class, as `gzsl_metrics` has it:
+    the unseen video moves only at the next AVCA beta, 0.4, not at its gap 0.2."""
+    d = np.array([[0.0, 0.2], [0.0, 3.5]])  # video 0: unseen class 1, gap 0.2; video 1: seen class 0, gap 3.5
+    best = search_beta(d, np.array([1, 0]), np.array([True, False]), "avca")
+    assert (best.hm, best.beta) == (100.0, 0.4)
+    assert gzsl_metrics(d, np.array([1, 0]), np.array([True, False]), 0.2).hm == 0.0
+
+
+def test_the_gap_search_scores_all_its_betas_at_once(monkeypatch):
+    """The gap grid has a beta per validation video: the search scores them together (`hm_per_beta`) and
+    computes the plain metrics once, at the beta it chose."""
+    chosen = []
+    plain = metrics.gzsl_metrics
+    monkeypatch.setattr(metrics, "gzsl_metrics", lambda *args: chosen.append(args[3]) or plain(*args))
+    best = search_beta(D, np.array([2, 1, 1]), np.array([True, True, False]))
+    assert chosen == [best.beta] and best.beta == pytest.approx(0.4)
+    assert metrics.hm_per_beta(D, np.array([2, 1, 1]), [True, True, False], [0.0, 0.4])[1] == pytest.approx(200 / 3)
+    assert chosen == [best.beta]  # still only the one

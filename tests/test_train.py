@@ -148,6 +148,19 @@ def test_a_checkpoint_of_a_run_records_the_run(small_run, tmp_path):
         np.testing.assert_array_equal(audio, evaluation.audio[row[url]])
 
 
+def test_a_checkpoint_keeps_only_the_benchmarks_classes_of_wider_knowledge(small_run):
+    """Knowledge of more classes than the benchmark has (a whole knowledge file) is no error: the checkpoint
+    takes the rows of the benchmark's stage-2 classes."""
+    from kda.class_vectors import ClassVectors
+
+    bench, kv, loss, cfg, result = small_run
+    extra = np.ones((1, kv.vectors.shape[1]), np.float32)
+    wider = ClassVectors([*kv.names, "Juggling"], np.vstack([kv.vectors, extra]), kv.encoder)
+    ckpt = to_checkpoint(result, bench, wider, loss, cfg, samples_per_class=0)
+    assert ckpt.class_ids == sorted(bench.splits["stage_2_train"] + bench.splits["stage_2_test_unseen"])
+    np.testing.assert_array_equal(ckpt.knowledge, kv.vectors[[kv.names.index(c) for c in ckpt.class_ids]])
+
+
 def test_reference_samples_are_distinct_videos_of_each_class_drawn_with_the_seed(small_run):
     bench, *_ = small_run
     evaluation = bench.stage(2).evaluation
