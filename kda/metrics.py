@@ -50,7 +50,7 @@ class GZSLResult:
 def mean_class_recall(pred: np.ndarray, labels: np.ndarray, classes: np.ndarray) -> float:
     """Mean over `classes` of the fraction of that class's videos predicted correctly. Classes with no
     videos are left out of the mean (they have no recall); with no videos at all the result is 0."""
-    classes = np.asarray(classes, dtype=np.int64)
+    classes = np.asarray(classes)
     if len(classes) == 0 or len(labels) == 0:
         return 0.0
     size = int(max(classes.max(), labels.max())) + 1
@@ -66,7 +66,7 @@ def harmonic_mean(a: float, b: float) -> float:
 
 def gzsl_metrics(distances: np.ndarray, labels: np.ndarray, seen_mask: np.ndarray, beta: float) -> GZSLResult:
     """distances (N, C) over candidate classes, labels (N,) in [0, C), seen_mask (C,) bool."""
-    distances = np.asarray(distances, dtype=np.float64)
+    distances = np.asarray(distances)
     labels = np.asarray(labels)
     seen_mask = np.asarray(seen_mask, dtype=bool)
     seen, unseen = np.flatnonzero(seen_mask), np.flatnonzero(~seen_mask)
@@ -74,8 +74,9 @@ def gzsl_metrics(distances: np.ndarray, labels: np.ndarray, seen_mask: np.ndarra
     s = mean_class_recall(pred, labels, seen)
     u = mean_class_recall(pred, labels, unseen)
     is_unseen = ~seen_mask[labels]
-    zsl_pred = unseen[np.argmin(distances[is_unseen][:, unseen], axis=1)] if len(unseen) else np.array([], int)
-    z = mean_class_recall(zsl_pred, labels[is_unseen], unseen)
+    z = 0.0
+    if len(unseen):  # ZSL: the unseen videos among the unseen classes only
+        z = mean_class_recall(unseen[distances[is_unseen][:, unseen].argmin(axis=1)], labels[is_unseen], unseen)
     return GZSLResult(100 * s, 100 * u, 100 * harmonic_mean(s, u), 100 * z, float(beta))
 
 

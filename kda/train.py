@@ -183,7 +183,7 @@ def run_stage(
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=cfg.lr_factor, patience=cfg.lr_patience
     )
-    log, best_state, best_hm = [], None, -1.0
+    log, best_state = [], None
     bar = tqdm(range(1, epochs + 1), desc=f"stage {stage_number}", disable=not progress, leave=False)
     for epoch in bar:
         if lr_schedule is not None:
@@ -196,12 +196,12 @@ def run_stage(
             result = evaluate(model, stage.evaluation, knowledge, stage.seen, stage.unseen).metrics(grid=cfg.beta_grid)
             entry.metrics = result.to_dict()
             plateau.step(result.hm)
-            if result.hm > best_hm:
-                best_hm, best_state = result.hm, {k: v.clone() for k, v in model.state_dict().items()}
             bar.set_postfix(loss=f"{entry.loss:.3f}", hm=f"{result.hm:.2f}")
         else:
             bar.set_postfix(loss=f"{entry.loss:.3f}")
         log.append(entry)
+        if evaluate_each_epoch and best_epoch(log) == epoch:  # the best so far, by the rule that picks the epoch
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
         if on_epoch:
             on_epoch(entry)
     return model, log, best_state

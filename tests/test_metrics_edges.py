@@ -14,7 +14,10 @@ def test_gaps_are_nearest_unseen_minus_nearest_seen():
     # seen = classes 0 and 1, unseen = class 2: nearest seen 0.1, 0.2, 0.3; unseen 0.3, 0.8, 0.4
     np.testing.assert_allclose(decision_gaps(D, np.array([True, True, False])), [0.2, 0.6, 0.1])
     np.testing.assert_allclose(decision_gaps(D, [1, 1, 0]), [0.2, 0.6, 0.1])  # a 0/1 mask is a mask, not indices
-    np.testing.assert_allclose(decision_gaps(D.astype(np.float32), [True, True, False]), [0.2, 0.6, 0.1], rtol=1e-6)
+    # float32 scores (a model's): the gaps are taken in float64, where the plain metrics compare beta with them
+    single = D.astype(np.float32)
+    exact = single[:, 2].astype(np.float64) - single[:, :2].min(axis=1).astype(np.float64)
+    np.testing.assert_array_equal(decision_gaps(single, [True, True, False]), exact)
 
 
 def test_gaps_without_unseen_or_seen_classes():
@@ -30,6 +33,8 @@ def test_the_grid_is_zero_every_midpoint_and_one_step_past_the_largest_gap():
     np.testing.assert_allclose(gap_grid(D, seen), [0.0, 0.15, 0.4, 0.7])
     one = D[:1]  # a single positive gap: 0 and one step past it (at least 1e-6)
     np.testing.assert_allclose(gap_grid(one, seen), [0.0, 0.2 + 1e-6])
+    # far from 1, the step scales with the gap: 1e-6 alone would not move 1e12 (the video would stay seen)
+    np.testing.assert_array_equal(gap_grid([[0.0, 1e12]], [True, False]), [0.0, 1e12 + 1e6])
     tied = np.array([[0.2, 0.9, 0.2], [0.1, 0.9, 0.5]])  # gaps 0 (a tie) and 0.4: the tie adds no beta
     np.testing.assert_allclose(gap_grid(tied, seen), [0.0, 0.4 + 1e-6])
 

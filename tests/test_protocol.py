@@ -137,7 +137,7 @@ def test_best_epoch_is_the_first_epoch_with_the_highest_hm():
 PAPER_RUNS = [(2, 1e-2), (0, 1e-1), (1, 1e-1), (4, 3e-2)]
 
 
-def test_paper_protocol_takes_epoch_beta_and_schedule_from_validation(bench):
+def test_paper_protocol_takes_epoch_beta_and_schedule_from_validation(bench, capsys):
     bench_, knowledge = bench
     stage_1, stage_2 = bench_.stage(1), bench_.stage(2)
     for seed, lr in PAPER_RUNS:
@@ -156,6 +156,7 @@ def test_paper_protocol_takes_epoch_beta_and_schedule_from_validation(bench):
         bench_, knowledge, model_config(), loss_preset("kda"), cfg, progress=False, on_epoch=seen_by_callback.append
     )
 
+    assert "stage 1" not in capsys.readouterr().err  # progress=False: no progress bars
     assert result.best_epoch == expected, (hms, result.best_epoch)
     assert seen_by_callback == result.log  # every epoch reported as it ends
     assert [(e.stage, e.epoch) for e in result.log] == [(1, k) for k in range(1, 7)] + [
@@ -178,7 +179,7 @@ def test_paper_protocol_takes_epoch_beta_and_schedule_from_validation(bench):
 RELEASED_RUNS = [(3, 1e-12), (0, 1e-12), (5, 1e-12)]
 
 
-def test_released_protocol_returns_the_model_of_its_best_epoch(bench):
+def test_released_protocol_returns_the_model_of_its_best_epoch(bench, capsys):
     bench_, knowledge = bench
     stage_2 = bench_.stage(2)
     for seed, lr in RELEASED_RUNS:
@@ -195,9 +196,10 @@ def test_released_protocol_returns_the_model_of_its_best_epoch(bench):
     seen_by_callback = []
     with pytest.warns(UserWarning, match="TEST set"):
         result = train(
-            bench_, knowledge, model_config(), loss_preset("kda"), cfg, progress=False, on_epoch=seen_by_callback.append
+            bench_, knowledge, model_config(), loss_preset("kda"), cfg, progress=True, on_epoch=seen_by_callback.append
         )
 
+    assert "stage 2" in capsys.readouterr().err  # the progress bar, on stderr
     assert result.best_epoch == expected, (hms, result.best_epoch)  # the first of the tied epochs
     assert [(e.stage, e.epoch) for e in result.log] == [(2, k) for k in range(1, 6)] and result.validation is None
     assert seen_by_callback == result.log  # every epoch reported as it ends
