@@ -158,7 +158,8 @@ def hm_per_beta(distances: np.ndarray, labels: np.ndarray, seen_mask: np.ndarray
     gaps = decision_gaps(distances, seen_mask)
     order = np.argsort(gaps)
     moved = np.searchsorted(gaps[order], betas, side="right")  # per beta, the first `moved` videos go unseen
-    stays = ((right_seen & label_seen) * weight)[order]
-    s = np.append(np.cumsum(stays[::-1])[::-1], 0.0)[moved]  # right seen videos that stay seen
-    u = np.insert(np.cumsum(((right_unseen & ~label_seen) * weight)[order]), 0, 0.0)[moved]  # right ones that move
+    stays = ((right_seen & label_seen) * weight)[order]  # each video's share of S while it stays seen
+    moves = ((right_unseen & ~label_seen) * weight)[order]  # and of U once it moves
+    s = np.append(np.cumsum(stays[::-1])[::-1], 0.0)[moved]  # the videos from `moved` on stay
+    u = np.insert(np.cumsum(moves), 0, 0.0)[moved]  # the first `moved` have moved
     return 100 * 2 * s * u / np.maximum(s + u, 1e-300)

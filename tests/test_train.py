@@ -1,7 +1,6 @@
 import json
 from dataclasses import replace
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,10 +8,9 @@ import pytest
 from kda.benchmark import load_benchmark
 from kda.class_vectors import load_vectors
 from kda.losses import loss_preset
+from kda.reproduce import KNOWLEDGE_DIR
 from kda.settings import get_setting
 from kda.train import TrainConfig, balanced_order, reference_samples, to_checkpoint, train
-
-KNOWLEDGE = Path(__file__).resolve().parents[1] / "assets" / "knowledge"
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +78,7 @@ def small_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("small_run")
     write_synthetic_benchmark(root, "UCF", "main", SynthConfig(train_videos=2, eval_videos=4, embed_dim=512))
     bench = load_benchmark(root, "UCF", "main")
-    knowledge, rng = load_knowledge(KNOWLEDGE / "ucf.json"), np.random.default_rng(0)
+    knowledge, rng = load_knowledge(KNOWLEDGE_DIR / "ucf.json"), np.random.default_rng(0)
     texts = sorted({t for c in knowledge.class_ids for t in knowledge.texts(c)})
     per_text = dict(zip(texts, rng.normal(size=(len(texts), 512)), strict=True))
     text_vectors = TextVectors("some-encoder", "f1ngerprint", per_text)
