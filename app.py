@@ -15,9 +15,11 @@ import os
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from demo import classify, embeddings, heatmaps, knowledge
-from demo.settings import DEFAULT_CHECKPOINT, EXAMPLES_DIR, ROOT, Settings
+from demo.guards import FileGuard
+from demo.settings import DEFAULT_CHECKPOINT, ROOT, Settings, example_videos
 from kda.device import resolve_device
 from kda.errors import KdaError
 from kda.media.decode import DEFAULT_LIMITS
@@ -100,13 +102,16 @@ def main(argv: list[str] | None = None) -> None:
         studio = Studio.load(checkpoint_location(args.checkpoint), limits=limits, device=resolve_device(args.device))
     except KdaError as e:
         raise SystemExit(f"app.py: cannot load checkpoint {args.checkpoint!r}: {e}") from None
+    # The example videos are served from where they lie (not copied into the cache), and they alone: the
+    # folder's README and script are not.
+    gr.set_static_paths([str(p) for p in example_videos()])
     app = build_app(studio, settings)
     app.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
     app.launch(
         server_name=args.host,
         server_port=args.port,
         max_file_size=settings.max_upload_bytes,
-        allowed_paths=[str(EXAMPLES_DIR)],  # uploads and the bundled examples; nothing else on the server
+        app_kwargs={"middleware": [Middleware(FileGuard)]},  # uploads and example videos only, checked first
         css=CSS,
     )
 

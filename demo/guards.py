@@ -1,18 +1,22 @@
-"""What every handler needs before it touches the library: the library's errors as UI messages, and a check
-that a file a caller names is one the app may read (an upload, or one of the app's own examples)."""
+"""What every handler needs before it touches the library: the library's errors as UI messages, and the rule
+for which files a visitor may make the app read (an upload, or one of the bundled example videos), applied
+twice: by `FileGuard` in front of Gradio, before its preprocessing copies or downloads anything, and by
+`readable_file` in the handlers themselves."""
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gradio as gr
 from gradio.utils import get_upload_folder
 
-from demo.settings import EXAMPLES_DIR
+from demo.settings import MAX_REQUEST_BYTES, example_videos
 from kda.errors import KdaError
 
 log = logging.getLogger("kda.app")
@@ -49,13 +53,106 @@ def without_upload_folder(message: str) -> str:
     return message
 
 
+# ---------------------------------------------------------------------------------------------
+# Which files a visitor may name
+
+
+def refusal(path: object, what: str = "file") -> str | None:
+    """Why the app must not read `path`, or None when it may: a regular file inside Gradio's upload folder, or
+    one of the bundled example videos. Decided on the path alone (symlinks followed, so a link in the upload
+    folder that points out is refused); nothing is opened."""
+    if not isinstance(path, str) or not path.strip():
+        return f"name the {what} by the path an upload returned"
+    name = Path(path).name or path
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", path):  # http:, https:, file:, data:...: the server fetches nothing
+        return f"{name}: the app does not fetch files from URLs; upload the {what} itself"
+    resolved = Path(os.path.abspath(path)).resolve()
+    upload_folder = Path(get_upload_folder()).resolve()
+    examples = {p.resolve() for p in example_videos()}
+    if resolved in examples or (resolved.is_relative_to(upload_folder) and resolved.is_file()):
+        return None
+    return (
+        f"{name}: this {what} was not uploaded to the app; upload the file itself (gradio_client's handle_file "
+        "does) or pick a bundled example"
+    )
+
+
 def readable_file(path: str | None, what: str = "video") -> Path:
-    """The path of an uploaded file or a bundled example; anything else (a server path typed into the API,
-    a link) is refused, so API callers cannot make the app read the server's files."""
+    """The path of an uploaded file or a bundled example video; anything else (a server path typed into the
+    API, a link, a URL) is refused, so API callers cannot make the app read the server's files."""
     if not path:
         raise gr.Error(f"Upload a {what} first (or pick an example).")
-    resolved = Path(path).resolve()
-    roots = (Path(get_upload_folder()).resolve(), EXAMPLES_DIR.resolve())
-    if not any(resolved.is_relative_to(root) for root in roots) or not resolved.is_file():
-        raise gr.Error(f"This {what} was not uploaded to the app; upload the file itself instead of naming a path.")
-    return resolved
+    reason = refusal(path, what)
+    if reason:
+        raise gr.Error(f"{reason}.", print_exception=False)
+    return Path(path).resolve()
+
+
+def file_paths(data: object) -> Iterator[object]:
+    """The `path` of every file reference (a JSON object with a "path" key) anywhere in a request body."""
+    if isinstance(data, dict):
+        if "path" in data:
+            yield data["path"]
+        for value in data.values():
+            yield from file_paths(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from file_paths(value)
+
+
+class FileGuard:
+    """ASGI middleware in front of the Gradio app. Every JSON request (the API calls and the page's own
+    events) is read whole, up to MAX_REQUEST_BYTES, and refused with a message when it names a file the app
+    may not read (`refusal`). Gradio's preprocessing would otherwise copy the named file into its cache, or
+    download a URL, before any handler runs; its own check refuses server paths but answers `{"error": null}`."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        headers = dict(scope.get("headers") or [])
+        is_json = headers.get(b"content-type", b"").split(b";")[0].strip() == b"application/json"
+        if scope["type"] != "http" or scope["method"] != "POST" or not is_json:
+            return await self.app(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_REQUEST_BYTES:
+                return await refuse(send, 413, f"the request is over the {MAX_REQUEST_BYTES // 2**20} MB limit")
+        try:
+            data = json.loads(body or b"null")
+        except ValueError:
+            data = None  # not ours to judge: Gradio answers malformed JSON itself
+        for path in file_paths(data):
+            reason = refusal(path)
+            if reason:
+                log.info("refused a request naming %r: %s", path, reason)
+                return await refuse(send, 403, reason)
+
+        replayed = False
+
+        async def replay():  # the body once, then the client's own messages (a disconnect)
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def refuse(send, status: int, message: str) -> None:
+    """A JSON error answer in FastAPI's shape, {"detail": message}."""
+    payload = json.dumps({"detail": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = "checkpoints/demo-ucf-cls"
 EXAMPLES_DIR = ROOT / "assets" / "examples"
 VIDEO_TYPES = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v")
+MAX_REQUEST_BYTES = 2 * 2**20  # one API call's JSON (texts, choices, file references); files come by upload
 
 NO_LLM = (
     "No LLM is configured, so descriptions cannot be regenerated (editing by hand still works). "

@@ -301,24 +301,6 @@ def test_an_upload_over_the_size_cap_is_refused_by_the_server(client, app):
     assert len(sample(client)["gzsl"]) == 5
 
 
-def call(app, endpoint: str, data: list) -> str:
-    """One raw call of the HTTP API (no client uploading files on our behalf): the event stream's text."""
-    started = httpx.post(f"{app.url}gradio_api/call/{endpoint}", json={"data": data}, timeout=30)
-    started.raise_for_status()
-    return httpx.get(f"{app.url}gradio_api/call/{endpoint}/{started.json()['event_id']}", timeout=120).text
-
-
-@pytest.mark.parametrize("path", ["/etc/passwd", str(ROOT / "README.md"), str(CHECKPOINT / "config.json")])
-def test_api_callers_cannot_make_the_app_read_server_files(client, app, path):
-    file = {"path": path, "meta": {"_type": "gradio.FileData"}}
-    for endpoint, data in (("classify", [file, 5, GZSL]), ("import_knowledge", [file])):
-        events = call(app, endpoint, data)
-        assert events.startswith("event: error") and "root:" not in events, events
-    assert httpx.get(f"{app.url}gradio_api/file={path}", timeout=10).status_code == 403
-    assert httpx.get(f"{app.url}gradio_api/file={EXAMPLES / 'no_audio.mp4'}", timeout=10).status_code == 200
-    assert len(sample(client)["gzsl"]) == 5
-
-
 def test_two_visitors_editing_at_once_never_see_each_others_edits(app, tmp_path):
     alice, bob = app.client(tmp_path / "a"), app.client(tmp_path / "b")
     ids = [s["class_id"] for s in sample(alice)["scores"]]

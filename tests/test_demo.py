@@ -103,10 +103,10 @@ def test_no_llm_configured_says_how_to_configure_one(monkeypatch):
     assert not llm.configured and llm.describe == NO_LLM and "OPENAI_BASE_URL" in NO_LLM
 
 
-def test_only_uploads_and_bundled_examples_are_readable(monkeypatch, tmp_path):
+def test_only_uploads_and_bundled_example_videos_are_readable(monkeypatch, tmp_path):
     import gradio as gr
 
-    from demo.guards import readable_file, without_upload_folder
+    from demo.guards import readable_file, refusal, without_upload_folder
     from demo.settings import EXAMPLES_DIR, ROOT
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "uploads"))
@@ -117,14 +117,28 @@ def test_only_uploads_and_bundled_examples_are_readable(monkeypatch, tmp_path):
     assert readable_file(str(upload)) == upload.resolve() and readable_file(str(example)) == example.resolve()
     escape = str(tmp_path / "uploads" / ".." / "secret.mp4")
     (tmp_path / "secret.mp4").write_bytes(b"x")
-    refused = "This video was not uploaded to the app"
+    link = tmp_path / "uploads" / "0123abcd" / "link.mp4"
+    link.symlink_to(tmp_path / "secret.mp4")
+    refused = "this video was not uploaded to the app"
     for path, message in [
-        ("/etc/passwd", refused),
-        (str(ROOT / "README.md"), refused),
-        (escape, refused),
-        (str(upload.parent), refused),  # inside the upload folder, but not a file
+        ("/etc/passwd", f"passwd: {refused}"),
+        (str(ROOT / "README.md"), f"README.md: {refused}"),
+        (str(EXAMPLES_DIR / "README.md"), f"README.md: {refused}"),  # the examples folder holds more than videos
+        (escape, f"secret.mp4: {refused}"),
+        (str(link), f"link.mp4: {refused}"),  # inside the upload folder, but it points out
+        (str(upload.parent), f"0123abcd: {refused}"),  # inside the upload folder, but not a file
+        ("https://example.com/clip.mp4", "clip.mp4: the app does not fetch files from URLs; upload the video itself"),
         ("", "Upload a video first"),
     ]:
         with pytest.raises(gr.Error, match=message):
             readable_file(path)
+    assert refusal(None) == "name the file by the path an upload returned"
     assert without_upload_folder(f"{upload}: is not a video") == "clip.mp4: is not a video"
+
+
+def test_file_paths_finds_every_file_reference_in_a_request():
+    from demo.guards import file_paths
+
+    body = {"data": [{"video": {"path": "a.mp4", "meta": {}}}, 5, [{"path": "b.json"}, "text"], {"x": None}]}
+    assert list(file_paths(body)) == ["a.mp4", "b.json"]
+    assert list(file_paths("just text")) == []
