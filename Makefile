@@ -56,10 +56,22 @@ checkpoint: $(STAMP)
 
 setup: $(STAMP)
 
+# llama-cpp-python (the local LLM of the tests) ships only as source: pip compiles llama.cpp, by default with
+# -march=native, and caches that wheel under a key blind to the CPU, so a wheel built on one machine crashed
+# another (AMX/AVX-512 code, a general protection fault at the first completion). We build it once with
+# GGML_NATIVE=OFF (baseline x86-64, runs on any CPU) into our own folder beside pip's cache and install from
+# there, so pip neither builds it natively nor takes a native build from its cache.
+# The same version as the pin in requirements-dev.txt.
+LLAMA_CPP_VERSION := 0.3.36
+PORTABLE_WHEELS ?= $(or $(PIP_CACHE_DIR),$(HOME)/.cache/pip)/kda-portable-wheels
+
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+	ls $(PORTABLE_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
+		-w $(PORTABLE_WHEELS) llama-cpp-python==$(LLAMA_CPP_VERSION)
+	$(PY) -m pip install -q --find-links $(PORTABLE_WHEELS) -r requirements-dev.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 

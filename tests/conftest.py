@@ -8,6 +8,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
 
+from llm_server import pytest_runtest_makereport  # noqa: E402, F401 (a hook: reports name a dead LLM server)
+
+pytest_plugins = ["pytester"]  # test_llm_server.py runs a failing test in an inner pytest
+
 
 @pytest.fixture(scope="session")
 def ucf_synth(tmp_path_factory):

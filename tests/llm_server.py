@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LOG_TAIL_LINES = 20
 READY_TIMEOUT = 120.0  # seconds for the server to load the model and answer /v1/models
 
 
@@ -72,6 +75,28 @@ class LocalLLM:
         self.process.kill()
         self.process.wait()
 
+    def death(self) -> str | None:
+        """How the server died (its exit code or signal and the tail of its log), or None while it runs."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:])
+        return f"the local LLM server (pid {self.process.pid}, port {self.port}) {how}; the end of {self.log}:\n{tail}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test hook (conftest.py imports it): when a test that uses a LocalLLM fixture fails and that server has
+    died, the report opens with how it died, not only with the client's "cannot reach the LLM"."""
+    report = yield
+    if report.failed:
+        servers = [v for v in getattr(item, "funcargs", {}).values() if isinstance(v, LocalLLM)]
+        deaths = [death for death in (s.death() for s in servers) if death]
+        if deaths:
+            report.longrepr = "\n\n".join([*deaths, str(report.longrepr)])
+    return report
+
 
 def start_llm_server(log: Path, model: Path | None = None, n_ctx: int = 1024, threads: int = 1) -> LocalLLM:
     """Start `python -m llama_cpp.server` on a free loopback port and wait (bounded) until it answers.
@@ -102,8 +127,7 @@ def wait_ready(server: LocalLLM, timeout: float = READY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            tail = server.log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"llama_cpp.server exited with {server.process.returncode}:\n{tail}")
+            raise RuntimeError(server.death())
         try:
             with urllib.request.urlopen(f"{server.base_url}/models", timeout=2) as r:
                 if r.status == 200:
