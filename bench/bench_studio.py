@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kda.knowledge.embed import EmbeddingCache, class_embeddings  # noqa: E402
+from kda.knowledge.class_matrix import ClassMatrixBuilder  # noqa: E402
 from kda.studio import Studio  # noqa: E402
 
 DEMO = ROOT / "checkpoints" / "demo-ucf-cls"
@@ -65,8 +65,8 @@ def bench_edit(studio: Studio) -> None:
         return studio.classify_sample(0, session)
 
     def re_encode_all_and_predict():
-        fresh = EmbeddingCache()  # what an implementation without the cache would do on every edit
-        class_embeddings(session.knowledge, studio.embedder.encoder, fresh)
+        fresh = ClassMatrixBuilder(studio.builder.encoder, studio.builder.form)  # every text encoded again
+        fresh.rows(session.knowledge)
         return studio.classify_sample(0, session)
 
     incremental, _ = timed(edit_and_predict, repeat=5)

@@ -18,9 +18,9 @@ __version__ = "0.1.0"
 PUBLIC_API = {
     # use a trained checkpoint
     "Studio": "kda.studio",
-    "Prediction": "kda.studio",
-    "ClassScore": "kda.studio",
-    "KnowledgeSession": "kda.session",
+    "Prediction": "kda.prediction",
+    "ClassScore": "kda.prediction",
+    "KnowledgeSession": "kda.knowledge.session",
     "load_checkpoint": "kda.checkpoint",
     "save_checkpoint": "kda.checkpoint",
     "Checkpoint": "kda.checkpoint",
@@ -31,7 +31,7 @@ PUBLIC_API = {
     "load_text_encoder": "kda.knowledge.encoders",
     "LLMSettings": "kda.knowledge.generate",
     "describe_classes": "kda.knowledge.generate",
-    "load_vectors": "kda.class_vectors",
+    "load_class_matrix": "kda.knowledge.class_matrix",
     # features
     "extract_video": "kda.media.extract",
     "extract_dataset": "kda.media.extract",

@@ -48,16 +48,16 @@ class AnalysisError(KdaError):
 # Class x class matrices
 
 
-def similarity_matrix(knowledge) -> np.ndarray:
-    """cos(t_y, t_c) for every pair of classes. knowledge (C, E) -> (C, C) float64."""
-    t = np.asarray(knowledge, dtype=np.float64)
+def similarity_matrix(class_matrix) -> np.ndarray:
+    """cos(t_y, t_c) for every pair of classes. class_matrix (C, E) -> (C, C) float64."""
+    t = np.asarray(class_matrix, dtype=np.float64)
     t = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)  # (C, E) unit rows
     return np.clip(t @ t.T, -1.0, 1.0)
 
 
-def margin_matrix(knowledge, alpha: float, m0: float) -> np.ndarray:
+def margin_matrix(class_matrix, alpha: float, m0: float) -> np.ndarray:
     """m(y, c) exactly as training uses it (`kda.losses.adaptive_margins`). (C, E) -> (C, C), zero diagonal."""
-    t = torch.as_tensor(np.asarray(knowledge, dtype=np.float32))
+    t = torch.as_tensor(np.asarray(class_matrix, dtype=np.float32))
     return adaptive_margins(t, alpha, m0).numpy()
 
 
@@ -149,18 +149,18 @@ def heatmap(
     )
 
 
-def similarity_heatmap(knowledge, class_ids, names, seen, *, order="cluster", classes=None) -> Heatmap:
-    """knowledge (C, E) -> Heatmap of cos(t_y, t_c)."""
+def similarity_heatmap(class_matrix, class_ids, names, seen, *, order="cluster", classes=None) -> Heatmap:
+    """class_matrix (C, E) -> Heatmap of cos(t_y, t_c)."""
     title = "Knowledge similarity: cosine of the class embeddings t_c"
-    matrix = similarity_matrix(knowledge)
+    matrix = similarity_matrix(class_matrix)
     label = "cosine similarity"
     return heatmap(matrix, class_ids, names, seen, title=title, value_label=label, order=order, classes=classes)
 
 
-def margin_heatmap(knowledge, class_ids, names, seen, *, alpha, m0, order="cluster", classes=None) -> Heatmap:
-    """knowledge (C, E) -> Heatmap of the adaptive margins m(y, c) the loss adds to non-target logits."""
+def margin_heatmap(class_matrix, class_ids, names, seen, *, alpha, m0, order="cluster", classes=None) -> Heatmap:
+    """class_matrix (C, E) -> Heatmap of the adaptive margins m(y, c) the loss adds to non-target logits."""
     title = f"Adaptive margin m(y, c) = {alpha:g} * cos(t_y, t_c) + {m0:g}, 0 on the diagonal"
-    matrix = margin_matrix(knowledge, alpha, m0)
+    matrix = margin_matrix(class_matrix, alpha, m0)
     label = "margin (logit units)"
     return heatmap(
         matrix, class_ids, names, seen, title=title, value_label=label, order=order, classes=classes, kind="margin"
@@ -380,8 +380,8 @@ class EmbeddingMap:
 TITLES = {
     "audio": "Audio features",
     "visual": "Visual features",
-    "knowledge": "Knowledge embeddings t_c",
-    "fused": "Fused embeddings rho_av and knowledge t_c",
+    "knowledge": "Class matrix t_c (knowledge embeddings)",
+    "fused": "Fused embeddings rho_av and class matrix t_c",
 }
 
 

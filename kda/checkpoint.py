@@ -7,19 +7,21 @@ config.json:
     features          {"setting": "cls", "audio_dim": 128, "visual_dim": 4096, "weights": "pretrained"}: the
                       feature setting names the extractor that makes matching features from a video, and
                       `weights` its weights ('pretrained', 'offline' = seeded random, 'none' = synthetic)
-    text_encoder      id of the encoder that made the knowledge embeddings ("precomputed"/"synthetic" when
-                      they came from a file)
-    classes           [{"id", "name", "seen"}] in knowledge-row order
+    text_encoder      id of the encoder that made the class matrix ("precomputed"/"synthetic" when it came
+                      from a file)
+    class_matrix_form how texts became rows: "unit" or "raw-mean" (kda.knowledge.class_matrix); inferred from
+                      the rows' norms when absent (checkpoints before it was recorded)
+    classes           [{"id", "name", "seen"}] in class-matrix row order
     knowledge         the knowledge file of the checkpoint's classes (`kda-knowledge/1`: names, descriptions by
                       aspect, provenance), keyed by class id; {} when only vectors were given. Checkpoints
                       before it stored {"texts": {class id: [name, texts...]}}, still read.
     beta              calibrated-stacking offset chosen on validation
     provenance        dataset, root, protocol, loss and training settings, date, kda version
     metrics           {"validation": GZSLResult, "test": GZSLResult, "best_epoch": int}
-model.safetensors: the network's state dict plus `knowledge.embeddings` (C, E).
-text_embeddings.safetensors: `vectors` (T, E), the vector of every knowledge text (t_c is the normalised mean of
-    its class's), with metadata `texts` (JSON list), `encoder` (id) and `fingerprint` (of its weights), so an
-    edited description is the only text the app has to encode.
+model.safetensors: the network's state dict plus the class matrix t_c (C, E) as `knowledge.embeddings`.
+text_embeddings.safetensors: `vectors` (T, E), the vector of every knowledge text (t_c is the mean of its
+    class's), with metadata `texts` (JSON list), `encoder` (id), `fingerprint` (of its weights) and `form`, so
+    an edited description is the only text the app has to encode.
 samples.safetensors: a reference sample of evaluation videos (a few per class of the test split), which the
     app plots and classifies when nothing is uploaded: `audio` (N, Da), `visual` (N, Dv), `labels` (N,) int64
     indexing `classes`; metadata `format` "kda-samples/1", `urls` (a JSON list, one per video), `split`.
@@ -36,16 +38,16 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from kda.class_vectors import TextVectors
 from kda.errors import KdaError
 from kda.files import HUB_PREFIX
-from kda.knowledge.store import ClassKnowledge, Description, Knowledge, KnowledgeError, parse_knowledge
+from kda.knowledge.class_matrix import FORMS, TextVectors, check_form, infer_form
+from kda.knowledge.store import ASPECTS, ClassKnowledge, Description, Knowledge, KnowledgeError, parse_knowledge
 from kda.model import KDAModel, ModelConfig
 from kda.settings import get_setting
 
 FORMAT = "kda-checkpoint/1"
 SAMPLES_FORMAT = "kda-samples/1"
-KNOWLEDGE_KEY = "knowledge.embeddings"
+CLASS_MATRIX_KEY = "knowledge.embeddings"  # the tensor name in model.safetensors (a file format: kept)
 FILES = ("config.json", "model.safetensors", "samples.safetensors", "text_embeddings.safetensors")
 
 
@@ -80,10 +82,11 @@ class Checkpoint:
     setting: str  # feature setting (extractor registry name)
     text_encoder: str
     classes: list[ClassEntry]
-    knowledge: np.ndarray  # (C, E), rows follow `classes`
+    class_matrix: np.ndarray  # (C, E) t_c, rows follow `classes`
     beta: float = 0.0
     feature_weights: str = "pretrained"  # extractor weights that match the training features
-    knowledge_file: Knowledge | None = None  # the texts behind `knowledge`, keyed by class id
+    knowledge: Knowledge | None = None  # the texts behind `class_matrix`, keyed by class id
+    class_matrix_form: str = "unit"  # kda.knowledge.class_matrix.FORMS
     provenance: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     samples: ReferenceSamples | None = None
@@ -91,10 +94,10 @@ class Checkpoint:
 
     @property
     def texts(self) -> dict[str, list[str]] | None:
-        """class id -> [readable name, descriptions...]: the texts each knowledge row was encoded from."""
-        if self.knowledge_file is None:
+        """class id -> [readable name, descriptions...]: the texts each class-matrix row was built from."""
+        if self.knowledge is None:
             return None
-        return {c: self.knowledge_file.texts(c) for c in self.knowledge_file.class_ids}
+        return {c: self.knowledge.texts(c) for c in self.knowledge.class_ids}
 
     @property
     def class_ids(self) -> list[str]:
@@ -116,8 +119,9 @@ class Checkpoint:
                 "weights": self.feature_weights,
             },
             "text_encoder": self.text_encoder,
+            "class_matrix_form": self.class_matrix_form,
             "classes": [{"id": c.id, "name": c.name, "seen": c.seen} for c in self.classes],
-            "knowledge": self.knowledge_file.to_json() if self.knowledge_file is not None else {},
+            "knowledge": self.knowledge.to_json() if self.knowledge is not None else {},
             "beta": self.beta,
             "provenance": self.provenance,
             "metrics": self.metrics,
@@ -126,11 +130,11 @@ class Checkpoint:
 
 def save_checkpoint(ckpt: Checkpoint, folder: str | Path) -> Path:
     folder = Path(folder)
-    if len(ckpt.classes) != len(ckpt.knowledge):
-        raise CheckpointError(f"{len(ckpt.classes)} classes but {len(ckpt.knowledge)} knowledge rows")
+    if len(ckpt.classes) != len(ckpt.class_matrix):
+        raise CheckpointError(f"{len(ckpt.classes)} classes but {len(ckpt.class_matrix)} class-matrix rows")
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in ckpt.model.state_dict().items()}
-    tensors[KNOWLEDGE_KEY] = torch.from_numpy(np.ascontiguousarray(ckpt.knowledge, dtype=np.float32))
+    tensors[CLASS_MATRIX_KEY] = torch.from_numpy(np.ascontiguousarray(ckpt.class_matrix, dtype=np.float32))
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": FORMAT})
     for name in ("samples.safetensors", "text_embeddings.safetensors"):
         (folder / name).unlink(missing_ok=True)
@@ -145,7 +149,12 @@ def save_checkpoint(ckpt: Checkpoint, folder: str | Path) -> Path:
 def save_text_vectors(text_vectors: TextVectors, path: Path) -> None:
     texts = list(text_vectors.vectors)
     vectors = torch.from_numpy(np.stack([text_vectors.vectors[t] for t in texts]).astype(np.float32))
-    metadata = {"encoder": text_vectors.encoder, "fingerprint": text_vectors.fingerprint, "texts": json.dumps(texts)}
+    metadata = {
+        "encoder": text_vectors.encoder,
+        "fingerprint": text_vectors.fingerprint,
+        "form": text_vectors.form,
+        "texts": json.dumps(texts),
+    }
     save_file({"vectors": vectors}, str(path), metadata=metadata)
 
 
@@ -159,8 +168,11 @@ def read_text_vectors(path: Path) -> TextVectors | None:
         texts = json.loads(metadata["texts"])
         if len(texts) != len(vectors):
             raise ValueError(f"{len(texts)} texts for {len(vectors)} vectors")
-        return TextVectors(metadata["encoder"], metadata.get("fingerprint", ""), dict(zip(texts, vectors, strict=True)))
-    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        form = check_form(metadata.get("form", "unit"))  # files before forms were recorded: "unit"
+        return TextVectors(
+            metadata["encoder"], metadata.get("fingerprint", ""), dict(zip(texts, vectors, strict=True)), form
+        )
+    except (SafetensorError, OSError, KeyError, ValueError, KdaError) as e:
         raise CheckpointError(f"cannot read text embeddings {path}: {e}") from e
 
 
@@ -220,27 +232,31 @@ def load_checkpoint(location: str | Path) -> Checkpoint:
     except (KeyError, TypeError, ValueError, KdaError) as e:
         raise CheckpointError(f"{folder}/config.json: bad 'model' section: {e}") from e
     setting, weights, classes, beta = read_sections(config, folder)
-    knowledge = tensors.pop(KNOWLEDGE_KEY, None)
-    if knowledge is None:
-        raise CheckpointError(f"{folder}/model.safetensors has no {KNOWLEDGE_KEY!r} tensor")
+    class_matrix = tensors.pop(CLASS_MATRIX_KEY, None)
+    if class_matrix is None:
+        raise CheckpointError(f"{folder}/model.safetensors has no {CLASS_MATRIX_KEY!r} tensor (the class matrix)")
     model = KDAModel(model_cfg)
     check_state(model, tensors, folder)
     model.load_state_dict(tensors)
     model.eval()
-    if len(classes) != knowledge.shape[0] or knowledge.shape[1] != model_cfg.embed_dim:
+    if len(classes) != class_matrix.shape[0] or class_matrix.shape[1] != model_cfg.embed_dim:
         raise CheckpointError(
-            f"{folder}: {len(classes)} classes and embed_dim {model_cfg.embed_dim} in config.json, but knowledge "
-            f"embeddings of shape {tuple(knowledge.shape)}"
+            f"{folder}: {len(classes)} classes and embed_dim {model_cfg.embed_dim} in config.json, but a class "
+            f"matrix of shape {tuple(class_matrix.shape)}"
         )
+    form = config.get("class_matrix_form") or infer_form(class_matrix.numpy())
+    if form not in FORMS:
+        raise CheckpointError(f"{folder}/config.json: class_matrix_form {form!r} is not one of {', '.join(FORMS)}")
     return Checkpoint(
         model=model,
         setting=setting,
         text_encoder=config.get("text_encoder", "precomputed"),
         classes=classes,
-        knowledge=knowledge.numpy(),
+        class_matrix=class_matrix.numpy(),
         beta=beta,
         feature_weights=weights,
-        knowledge_file=read_knowledge(config.get("knowledge") or {}, classes, folder),
+        knowledge=read_knowledge(config.get("knowledge") or {}, classes, folder),
+        class_matrix_form=form,
         provenance=config.get("provenance", {}),
         metrics=config.get("metrics", {}),
         samples=read_samples(folder / "samples.safetensors", model_cfg, len(classes)),
@@ -286,14 +302,11 @@ def read_knowledge(section: dict, classes: list[ClassEntry], folder: Path) -> Kn
             f"(missing {missing[:5]}, unknown {extra[:5]})"
         )
     knowledge.classes = {c: knowledge.classes[c] for c in ids}  # row order
-    knowledge.mark_base()
     return knowledge
 
 
 def legacy_class(texts: list[str]) -> ClassKnowledge:
     """[name, d1, d2, d3] as stored by older checkpoints; the paper's aspects in order, 'other' beyond."""
-    from kda.knowledge.store import ASPECTS
-
     descriptions = (Description(ASPECTS[i] if i < len(ASPECTS) else "other", t) for i, t in enumerate(texts[1:]))
     return ClassKnowledge(texts[0], tuple(descriptions))
 

@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from kda.benchmark import VideoSet
-from kda.class_vectors import ClassVectors
+from kda.knowledge.class_matrix import ClassMatrix
 from kda.metrics import GZSLResult, gzsl_metrics, search_beta
 from kda.model import KDAModel, check_dims
+from kda.prediction import distances
 
 
 @dataclass
@@ -45,13 +46,13 @@ def embed_videos(model: KDAModel, audio: np.ndarray, visual: np.ndarray, batch: 
 
 
 def evaluate(
-    model: KDAModel, videos: VideoSet, knowledge: np.ndarray, seen: list[int], unseen: list[int]
+    model: KDAModel, videos: VideoSet, class_matrix: np.ndarray, seen: list[int], unseen: list[int]
 ) -> Evaluation:
-    """knowledge (num classes, E) indexed like the benchmark's class list."""
+    """class_matrix (num classes, E) indexed like the benchmark's class list."""
     candidates = sorted(seen + unseen)
     local = {c: i for i, c in enumerate(candidates)}
     rho = embed_videos(model, videos.audio, videos.visual)
-    dist = torch.cdist(rho, torch.from_numpy(knowledge[candidates])).numpy()
+    dist = distances(rho, class_matrix[candidates])
     labels = np.array([local[y] for y in videos.labels], dtype=np.int64)
     seen_mask = np.isin(candidates, seen)
     return Evaluation(dist, labels, candidates, seen_mask, videos.urls)
@@ -95,8 +96,8 @@ def save_scores(evaluation: Evaluation, class_names: list[str], path: str | Path
 
 
 def evaluate_checkpoint(ckpt, bench) -> Evaluation:
-    """A checkpoint on a benchmark's test split (stage 2), with the checkpoint's own knowledge."""
+    """A checkpoint on a benchmark's test split (stage 2), with the checkpoint's own class matrix."""
     check_dims(ckpt.model.cfg, *bench.dims, source=f"benchmark at {bench.root}")
     stage = bench.stage(2)
-    vectors = ClassVectors(ckpt.class_ids, ckpt.knowledge, ckpt.text_encoder).bind(bench.classes, known=ckpt.class_ids)
-    return evaluate(ckpt.model, stage.evaluation, vectors.vectors, stage.seen, stage.unseen)
+    matrix = ClassMatrix(ckpt.class_ids, ckpt.class_matrix, ckpt.text_encoder).bind(bench.classes, known=ckpt.class_ids)
+    return evaluate(ckpt.model, stage.evaluation, matrix.vectors, stage.seen, stage.unseen)

@@ -45,33 +45,33 @@ def alignment_loss(rho: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (rho - targets).pow(2).sum(dim=1).mean()
 
 
-def adaptive_margins(knowledge: torch.Tensor, alpha: float, m0: float) -> torch.Tensor:
+def adaptive_margins(class_matrix: torch.Tensor, alpha: float, m0: float) -> torch.Tensor:
     """m(y, c) = alpha * cos(t_y, t_c) + m0, with m(y, y) = 0. (C, E) -> (C, C), constant."""
-    t = F.normalize(knowledge.detach(), dim=1)
+    t = F.normalize(class_matrix.detach(), dim=1)
     margins = alpha * (t @ t.T) + m0
     return margins.fill_diagonal_(0.0)
 
 
 def adaptive_margin_loss(
-    rho: torch.Tensor, labels: torch.Tensor, knowledge: torch.Tensor, margins: torch.Tensor, tau: float
+    rho: torch.Tensor, labels: torch.Tensor, class_matrix: torch.Tensor, margins: torch.Tensor, tau: float
 ) -> torch.Tensor:
     """CE(z_i + m(y_i, .), y_i) with z_ic = -d(i, c) / tau: the margin raises every non-target logit
     before the softmax, so the target must win by more against classes with similar knowledge.
 
-    rho (B, E), labels (B,) indexing knowledge (C, E), margins (C, C) -> scalar.
+    rho (B, E), labels (B,) indexing class_matrix (C, E), margins (C, C) -> scalar.
     """
-    logits = -torch.cdist(rho, knowledge) / tau  # (B, C)
+    logits = -torch.cdist(rho, class_matrix) / tau  # (B, C)
     return F.cross_entropy(logits + margins[labels], labels)
 
 
 def kda_loss(
-    rho: torch.Tensor, labels: torch.Tensor, knowledge: torch.Tensor, margins: torch.Tensor, cfg: LossConfig
+    rho: torch.Tensor, labels: torch.Tensor, class_matrix: torch.Tensor, margins: torch.Tensor, cfg: LossConfig
 ) -> dict[str, torch.Tensor]:
-    """The weighted total and its parts. labels index the rows of knowledge (the training classes)."""
-    parts = {"align": alignment_loss(rho, knowledge[labels])}
+    """The weighted total and its parts. labels index the rows of class_matrix (the training classes)."""
+    parts = {"align": alignment_loss(rho, class_matrix[labels])}
     total = cfg.align_weight * parts["align"]
     if cfg.margin_weight:
-        parts["margin"] = adaptive_margin_loss(rho, labels, knowledge, margins, cfg.tau)
+        parts["margin"] = adaptive_margin_loss(rho, labels, class_matrix, margins, cfg.tau)
         total = total + cfg.margin_weight * parts["margin"]
     parts["total"] = total
     return parts

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from kda.prediction import calibrated
+
 BETA_GRID = np.round(np.arange(0.0, 3.0 + 1e-9, 0.2), 10)  # 0, 0.2, ..., 3.0 (the benchmark's grid)
 BETA_GRIDS = ("gaps", "avca")  # the named grids `search_beta` takes; "gaps" is the default
 
@@ -70,7 +72,7 @@ def gzsl_metrics(distances: np.ndarray, labels: np.ndarray, seen_mask: np.ndarra
     labels = np.asarray(labels)
     seen_mask = np.asarray(seen_mask, dtype=bool)
     seen, unseen = np.flatnonzero(seen_mask), np.flatnonzero(~seen_mask)
-    pred = np.argmin(distances + beta * seen_mask, axis=1)
+    pred = np.argmin(calibrated(distances, seen_mask, beta), axis=1)
     s = mean_class_recall(pred, labels, seen)
     u = mean_class_recall(pred, labels, unseen)
     is_unseen = ~seen_mask[labels]

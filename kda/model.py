@@ -182,16 +182,6 @@ class KDAModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def distances(rho: torch.Tensor, knowledge: torch.Tensor) -> torch.Tensor:
-    """d(i, c) = ||rho_i - t_c||_2. (B, E), (C, E) -> (B, C)."""
-    return torch.cdist(rho, knowledge)
-
-
-def predict(dist: torch.Tensor, seen_mask: torch.Tensor, beta: float = 0.0) -> torch.Tensor:
-    """Nearest class with calibrated stacking: seen classes get +beta before the argmin. (B, C) -> (B,)."""
-    return (dist + beta * seen_mask.to(dist.dtype)).argmin(dim=1)
-
-
 class DimensionMismatchError(KdaError):
     pass
 

@@ -42,8 +42,6 @@ from kda.losses import LossConfig, loss_preset
 from kda.settings import get_setting
 from kda.train import TrainConfig
 
-KNOWLEDGE_FORMS = ("unit", "raw-mean")  # how t_c is made from the encoded texts
-
 
 @dataclass(frozen=True)
 class Preset:
@@ -53,13 +51,9 @@ class Preset:
     loss: str  # kda.losses.LOSS_PRESETS
     batch_size: int
     batches_per_epoch: int | None  # None: one pass over the training videos per epoch
-    knowledge: str  # KNOWLEDGE_FORMS: "unit" (L2-normalised mean) or "raw-mean"
+    class_matrix_form: str  # kda.knowledge.class_matrix.FORMS: "unit" (L2-normalised mean) or "raw-mean"
     model: dict = field(default_factory=dict)  # ModelConfig fields in every setting
     model_cls: dict = field(default_factory=dict)  # ModelConfig fields in the cls setting only
-
-    @property
-    def raw_knowledge(self) -> bool:
-        return self.knowledge == "raw-mean"
 
     def model_config(self, setting: str, **overrides):
         """The network of this preset for a feature setting; `overrides` (e.g. embed_dim) win."""
@@ -94,7 +88,7 @@ PRESETS = {
             loss="kda",
             batch_size=TrainConfig.batch_size,
             batches_per_epoch=None,
-            knowledge="unit",
+            class_matrix_form="unit",
         ),
         Preset(
             "released",
@@ -104,7 +98,7 @@ PRESETS = {
             loss="released",
             batch_size=2048,
             batches_per_epoch=50,
-            knowledge="raw-mean",
+            class_matrix_form="raw-mean",
             model={
                 "normalize_output": False,
                 "input_norm": False,

@@ -299,22 +299,22 @@ def knowledge_file(dataset: str) -> Path:
 def train_preset(root: Path, dataset: str, setting: str, preset_name: str, out: Path, options: dict) -> Run:
     """Train and evaluate one preset on the unpacked root; save its checkpoint in out/<preset>."""
     from kda.checkpoint import save_checkpoint
-    from kda.class_vectors import load_vectors
+    from kda.knowledge.class_matrix import load_class_matrix
     from kda.presets import get_preset
     from kda.train import to_checkpoint, train
 
     preset = get_preset(preset_name)
     bench = load_benchmark(root, dataset, setting)
     path = knowledge_file(dataset)
-    knowledge = load_vectors(path, options["text_encoder"], raw=preset.raw_knowledge)
-    knowledge = knowledge.bind(bench.classes, known=bench.all_classes)
+    class_matrix = load_class_matrix(path, options["text_encoder"], form=preset.class_matrix_form)
+    class_matrix = class_matrix.bind(bench.classes, known=bench.all_classes)
     cfg = preset.train_config(epochs=options["epochs"], beta_grid=options["beta_grid"], **options["overrides"])
-    model_cfg = preset.model_config(setting, embed_dim=knowledge.vectors.shape[1])
+    model_cfg = preset.model_config(setting, embed_dim=class_matrix.vectors.shape[1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the released protocol's test-selection warning is in results.md
-        result = train(bench, knowledge, model_cfg, preset.loss_config(), cfg, progress=options["progress"])
+        result = train(bench, class_matrix, model_cfg, preset.loss_config(), cfg, progress=options["progress"])
     provenance = {"knowledge": str(path), "preset": preset.name, "reproduce": options["archive"]}
-    ckpt = to_checkpoint(result, bench, knowledge, preset.loss_config(), cfg, provenance)
+    ckpt = to_checkpoint(result, bench, class_matrix, preset.loss_config(), cfg, provenance)
     folder = save_checkpoint(ckpt, out / preset.name)
     validation = None if result.validation is None else result.validation.to_dict()
     return Run(preset.name, folder, result.test.to_dict(), validation, result.best_epoch)

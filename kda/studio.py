@@ -4,7 +4,7 @@
     session = studio.new_session()                         # one person's editable knowledge
     prediction = studio.classify("clip.mp4", session)      # top-k under GZSL and ZSL, notes, modalities
     session.edit("ApplyLipstick", ["...", "...", "..."])   # re-encodes only the edited texts
-    studio.classify_features(prediction.audio, prediction.visual, session)
+    prediction = studio.rescore(prediction, session)        # distances to the new class matrix, no forward pass
 
 The extractor is the one the checkpoint names (feature setting and weights). A checkpoint trained on
 synthetic features has no real extractor: it runs on offline (seeded random) weights, and `banner` and every
@@ -14,7 +14,6 @@ prediction's notes say that predictions for uploaded videos then mean nothing.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,61 +23,20 @@ from kda import analysis
 from kda.checkpoint import Checkpoint, ReferenceSamples, load_checkpoint
 from kda.errors import KdaError
 from kda.evaluation import embed_videos
+from kda.knowledge.class_matrix import ClassMatrixBuilder
+from kda.knowledge.session import KnowledgeSession
 from kda.knowledge.store import ClassKnowledge, Knowledge
 from kda.losses import LossConfig
 from kda.media.decode import DEFAULT_LIMITS, Limits
 from kda.media.extract import DEFAULT_MAX_CLIPS, DEFAULT_MAX_EXAMPLES, Progress, VideoFeatures, extract_video
 from kda.model import check_dims
-from kda.session import Embedder, KnowledgeSession
+from kda.prediction import EXTRACTION, NO_AUDIO, OFFLINE_EXTRACTOR, Note, Prediction, predict
 
-NO_AUDIO_NOTE = "no audio track: a visual-only prediction (audio set to its training mean)"
+NO_AUDIO_NOTE = Note(NO_AUDIO, "no audio track: a visual-only prediction (audio set to its training mean)")
 NOT_ENCODED = ("precomputed", "synthetic")  # text-encoder ids of knowledge that came as vectors, not texts
 # Offline (random) extractor weights give meaningless features however many clips they see, so they get one
 # C3D clip (~1.3 s on 2 cores) instead of DEFAULT_MAX_CLIPS (~20 s): the same code path, a fast demo.
 OFFLINE_MAX_CLIPS = 1
-
-
-@dataclass(frozen=True)
-class ClassScore:
-    class_id: str
-    name: str
-    seen: bool
-    distance: float  # ||rho_av - t_c||
-    score: float  # softmax of -distance / tau (seen classes calibrated by +beta in GZSL), in [0, 1]
-
-
-@dataclass
-class ModalityContribution:
-    """What each modality did for this prediction, measured by taking it away: the prediction is recomputed
-    with the audio input replaced by its training mean (what the network sees for an average sound, i.e. a
-    visual-only outcome), and again with the visual input replaced likewise (audio-only). `*_shift` is how
-    each class's distance moved when that modality was taken away; the modality whose removal pushes the
-    predicted class further away is the one that drove the decision ("both" when the two are within 25 %)."""
-
-    without_audio: ClassScore  # top-1, visual only
-    without_visual: ClassScore  # top-1, audio only
-    audio_shift: np.ndarray  # (C,) distance without audio - distance with it
-    visual_shift: np.ndarray  # (C,)
-    driver: str  # "audio", "visual" or "both"
-    summary: str
-
-
-@dataclass
-class Prediction:
-    scores: list[ClassScore]  # every candidate, in the session's class order
-    gzsl: list[ClassScore]  # top-k among all classes, seen distances + beta (calibrated stacking)
-    zsl: list[ClassScore]  # top-k among unseen classes only
-    beta: float
-    rho_av: np.ndarray  # (E,) fused embedding
-    audio: np.ndarray  # (Da,) the audio input used (the training mean when the video had none)
-    visual: np.ndarray  # (Dv,)
-    has_audio: bool
-    modality: ModalityContribution
-    source: str
-    notes: list[str] = field(default_factory=list)
-
-    def top(self, zsl: bool = False) -> ClassScore:
-        return (self.zsl if zsl else self.gzsl)[0]
 
 
 class Studio:
@@ -100,7 +58,7 @@ class Studio:
         self.limits, self.max_examples = limits, max_examples
         self.max_clips = max_clips or (OFFLINE_MAX_CLIPS if self.offline else DEFAULT_MAX_CLIPS)
         self.loss = LossConfig(**{**LossConfig().to_dict(), **checkpoint.provenance.get("loss", {})})
-        self.embedder, self.why_not_editable = self.load_embedder(text_encoder)
+        self.builder, self.why_not_editable = self.load_builder(text_encoder)
         self.base = self.new_session()  # read-only view for callers that pass no session
         self.lock = threading.Lock()
         self.sample_embeddings: np.ndarray | None = None  # rho_av of the reference sample, made once
@@ -110,10 +68,10 @@ class Studio:
         """From a checkpoint folder or `hf-hub:owner/name` id; keyword arguments as for `Studio`."""
         return cls(load_checkpoint(location), **kwargs)
 
-    def load_embedder(self, text_encoder) -> tuple[Embedder | None, str]:
-        """The checkpoint's text encoder (once), or why its knowledge cannot be re-encoded."""
+    def load_builder(self, text_encoder) -> tuple[ClassMatrixBuilder | None, str]:
+        """The checkpoint's text encoder and class-matrix form (once), or why its knowledge cannot be re-encoded."""
         ckpt = self.checkpoint
-        if ckpt.knowledge_file is None:
+        if ckpt.knowledge is None:
             return None, "the checkpoint stores knowledge vectors without their texts"
         if ckpt.text_encoder in NOT_ENCODED:
             return None, f"its knowledge vectors are {ckpt.text_encoder}, not encoded from texts"
@@ -124,11 +82,9 @@ class Studio:
                 text_encoder = load_text_encoder(ckpt.text_encoder)
             except KdaError as e:
                 return None, str(e)
-        embedder = Embedder(text_encoder)
-        stored = ckpt.text_vectors
-        if stored is not None and (stored.encoder, stored.fingerprint) == (text_encoder.id, text_encoder.fingerprint()):
-            embedder.cache.vectors.update({(stored.encoder, t): v for t, v in stored.vectors.items()})
-        return embedder, ""
+        builder = ClassMatrixBuilder(text_encoder, ckpt.class_matrix_form)
+        builder.seed(ckpt.text_vectors)  # each stored text's vector: an edit encodes only what changed
+        return builder, ""
 
     # -- what is real ---------------------------------------------------------------------------------
 
@@ -159,10 +115,10 @@ class Studio:
 
     def new_session(self) -> KnowledgeSession:
         ckpt = self.checkpoint
-        knowledge = ckpt.knowledge_file or Knowledge(
+        knowledge = ckpt.knowledge or Knowledge(
             "checkpoint", {c.id: ClassKnowledge(c.name) for c in ckpt.classes}, {"method": "class names only"}
         )
-        return KnowledgeSession(knowledge, ckpt.knowledge, ckpt.seen_mask, self.embedder, self.why_not_editable)
+        return KnowledgeSession(knowledge, ckpt.class_matrix, ckpt.seen_mask, self.builder, self.why_not_editable)
 
     # -- classification -------------------------------------------------------------------------------
 
@@ -192,11 +148,10 @@ class Studio:
         features = self.extract(path, progress)
         # The extractor's own offline and no-audio notes are said again, for the prediction, below.
         notes = [n for n in features.notes if not n.endswith("features carry no meaning")]
-        notes = [n for n in notes if features.has_audio or not n.startswith("no audio track")]
+        notes = [Note(EXTRACTION, n) for n in notes if features.has_audio or not n.startswith("no audio track")]
         if features.offline:
-            notes.append(
-                f"{self.checkpoint.setting} extractor on offline random weights: this prediction means nothing"
-            )
+            message = f"{self.checkpoint.setting} extractor on offline random weights: this prediction means nothing"
+            notes.append(Note(OFFLINE_EXTRACTOR, message))
         return self.classify_features(features.audio, features.visual, session, top_k, notes, Path(path).name)
 
     def classify_sample(self, index: int, session: KnowledgeSession | None = None, top_k: int = 5) -> Prediction:
@@ -215,7 +170,7 @@ class Studio:
         visual: np.ndarray,
         session: KnowledgeSession | None = None,
         top_k: int = 5,
-        notes: list[str] | tuple = (),
+        notes: list[Note] | tuple = (),
         source: str = "features",
     ) -> Prediction:
         """Classify one video's features (Da,) or None, (Dv,) against the session's classes."""
@@ -230,48 +185,26 @@ class Studio:
         visual = np.asarray(visual, dtype=np.float32).reshape(-1)
         check_dims(self.model.cfg, len(audio), len(visual), source=source)
         visual_mean = self.model.visual_norm.mean.cpu().numpy()
-        batch_a = np.stack([audio, audio_mean, audio])  # full, without audio, without visual
+        batch_a = np.stack([audio, audio_mean, audio])  # as it is, without audio, without visual
         batch_v = np.stack([visual, visual, visual_mean])
-        rho = embed_videos(self.model, batch_a, batch_v)  # (3, E)
-        distances = torch.cdist(rho, torch.from_numpy(session.matrix)).numpy().astype(np.float64)  # (3, C)
-        return self.prediction(session, distances, rho[0].numpy(), audio, visual, has_audio, notes, source, top_k)
-
-    def prediction(self, session, distances, rho, audio, visual, has_audio, notes, source, top_k) -> Prediction:
-        seen, beta, tau = session.seen, self.checkpoint.beta, self.loss.tau
-        calibrated = distances + beta * seen  # (3, C)
-        gzsl_prob = softmax(-calibrated[0] / tau)
-        zsl_prob = np.zeros_like(gzsl_prob)
-        if (~seen).any():
-            zsl_prob[~seen] = softmax(-distances[0, ~seen] / tau)
-
-        def score(i: int, prob: np.ndarray) -> ClassScore:
-            return ClassScore(
-                session.class_ids[i], session.names[i], bool(seen[i]), float(distances[0, i]), float(prob[i])
-            )
-
-        order = np.argsort(calibrated[0], kind="stable")
-        unseen_order = [i for i in np.argsort(distances[0], kind="stable") if not seen[i]]
-        modality = modality_contribution(distances, calibrated, has_audio, lambda i: score(i, gzsl_prob))
-        return Prediction(
-            scores=[score(i, gzsl_prob) for i in range(len(seen))],
-            gzsl=[score(i, gzsl_prob) for i in order[:top_k]],
-            zsl=[score(i, zsl_prob) for i in unseen_order[:top_k]],
-            beta=beta,
-            rho_av=rho,
+        rho_rows = embed_videos(self.model, batch_a, batch_v).numpy()  # (3, E)
+        return predict(
+            rho_rows,
+            session.candidates(),
+            beta=self.checkpoint.beta,
+            tau=self.loss.tau,
+            top_k=top_k,
             audio=audio,
             visual=visual,
             has_audio=has_audio,
-            modality=modality,
             source=source,
             notes=notes,
         )
 
     def rescore(self, prediction: Prediction, session: KnowledgeSession | None = None, top_k: int = 5) -> Prediction:
-        """The same video against the session's knowledge as it stands now: one forward pass on the features
-        the prediction kept, no new extraction."""
-        audio = prediction.audio if prediction.has_audio else None
-        notes = [n for n in prediction.notes if n != NO_AUDIO_NOTE]
-        return self.classify_features(audio, prediction.visual, session, top_k, notes, prediction.source)
+        """The same video against the session's knowledge as it stands now: distances to the new class matrix
+        from the rho_av rows the prediction kept (no forward pass, no extraction)."""
+        return prediction.rescored((session or self.base).candidates(), top_k)
 
     def require_samples(self) -> ReferenceSamples:
         if self.samples is None or not len(self.samples):
@@ -293,17 +226,17 @@ class Studio:
     # -- analysis ---------------------------------------------------------------------------------------
 
     def similarity(self, session=None, order: str = "cluster", classes: list[str] | None = None):
-        """Class x class cosine similarity of the session's knowledge t_c (`analysis.Heatmap`)."""
+        """Class x class cosine similarity of the session's class matrix t_c (`analysis.Heatmap`)."""
         session = session or self.base
         return analysis.similarity_heatmap(
-            session.matrix, session.class_ids, session.names, session.seen, order=order, classes=classes
+            session.class_matrix, session.class_ids, session.names, session.seen, order=order, classes=classes
         )
 
     def margins(self, session=None, order: str = "cluster", classes: list[str] | None = None):
         """The adaptive margins m(y, c) = alpha cos(t_y, t_c) + m0 the loss adds (`analysis.Heatmap`)."""
         session = session or self.base
         return analysis.margin_heatmap(
-            session.matrix,
+            session.class_matrix,
             session.class_ids,
             session.names,
             session.seen,
@@ -329,35 +262,9 @@ class Studio:
             self.sample_embeddings,
             samples.labels,
             classes,
-            session.matrix,
+            session.class_matrix,
             classes,
             query=point,
             method=method,
             seed=seed,
         )
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max())
-    return z / z.sum()
-
-
-def modality_contribution(distances, calibrated, has_audio: bool, score) -> ModalityContribution:
-    """distances / calibrated (3, C): rows full, without audio, without visual."""
-    top = int(np.argmin(calibrated[0]))
-    without_audio, without_visual = int(np.argmin(calibrated[1])), int(np.argmin(calibrated[2]))
-    audio_shift, visual_shift = distances[1] - distances[0], distances[2] - distances[0]
-    rise_audio, rise_visual = audio_shift[top], visual_shift[top]  # how far the prediction moves away
-    if not has_audio:
-        driver = "visual"
-    elif abs(rise_audio - rise_visual) <= 0.25 * max(abs(rise_audio), abs(rise_visual), 1e-9):
-        driver = "both"
-    else:
-        driver = "audio" if rise_audio > rise_visual else "visual"
-    a, v = score(without_audio), score(without_visual)
-    summary = (
-        f"Visual only (audio at its training mean): {a.name}. Audio only (visual at its mean): {v.name}. "
-        f"Taking away the audio moves the predicted class by {rise_audio:+.3f}, the visual by {rise_visual:+.3f}: "
-        + ("the video has no audio, so the visual decided." if not has_audio else f"{driver} drove this decision.")
-    )
-    return ModalityContribution(a, v, audio_shift, visual_shift, driver, summary)

@@ -27,8 +27,7 @@ from kda.benchmark import (
     write_feature_file,
     write_split_csv,
 )
-from kda.class_vectors import ClassVectors, save_vectors
-from kda.knowledge.embed import unit_rows
+from kda.knowledge.class_matrix import ClassMatrix, save_class_matrix, unit_rows
 from kda.settings import get_setting
 
 SYNTHETIC_ENCODER = "synthetic"
@@ -96,7 +95,7 @@ def codes_from_knowledge(knowledge: np.ndarray, k: int) -> np.ndarray:
 
 
 def write_synthetic_benchmark(
-    out: str | Path, dataset: str, setting: str, cfg: SynthConfig | None = None, knowledge: ClassVectors | None = None
+    out: str | Path, dataset: str, setting: str, cfg: SynthConfig | None = None, knowledge: ClassMatrix | None = None
 ) -> SynthSummary:
     """Write a synthetic dataset root in the AVCA layout plus `knowledge_vectors.npz` inside it. With
     `knowledge` (vectors of the benchmark's classes), features follow that knowledge and it is saved as is."""
@@ -133,7 +132,7 @@ def write_synthetic_benchmark(
     )
     for split, rows in csv_rows.items():
         write_split_csv(root, setting, split, rows, names)
-    knowledge_path = save_vectors(root / KNOWLEDGE_FILE, names, vectors, encoder)
+    knowledge_path = save_class_matrix(root / KNOWLEDGE_FILE, names, vectors, encoder)
     manifest = {"dataset": dataset, "setting": setting, "config": asdict(cfg), "knowledge_encoder": encoder}
     (root / SYNTHETIC_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return SynthSummary(root, knowledge_path, len(classes), videos)

@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 from kda import __version__
 from kda.benchmark import Benchmark, Stage, VideoSet, feature_source
 from kda.checkpoint import Checkpoint, ClassEntry, ReferenceSamples
-from kda.class_vectors import ClassVectors
 from kda.errors import KdaError
 from kda.evaluation import evaluate
+from kda.knowledge.class_matrix import ClassMatrix
 from kda.losses import LossConfig, adaptive_margins, kda_loss
 from kda.metrics import BETA_GRIDS, GZSLResult
 from kda.model import DimensionMismatchError, KDAModel, ModelConfig, check_dims
@@ -108,7 +108,7 @@ def train_epoch(model, optimizer, data: TrainingTensors, margins, loss_cfg, cfg:
     for idx in batches(order, cfg.batch_size):
         idx = torch.from_numpy(idx).to(data.labels.device, non_blocking=True)
         rho = model(data.audio[idx], data.visual[idx])
-        parts = kda_loss(rho, data.labels[idx], data.knowledge, margins, loss_cfg)
+        parts = kda_loss(rho, data.labels[idx], data.class_matrix, margins, loss_cfg)
         optimizer.zero_grad(set_to_none=True)
         parts["total"].backward()
         optimizer.step()
@@ -127,12 +127,12 @@ def train_epoch(model, optimizer, data: TrainingTensors, margins, loss_cfg, cfg:
 class TrainingTensors:
     audio: torch.Tensor  # (N, Da)
     visual: torch.Tensor  # (N, Dv)
-    labels: torch.Tensor  # (N,) index into knowledge rows (the training classes)
-    knowledge: torch.Tensor  # (C_train, E)
+    labels: torch.Tensor  # (N,) index into class_matrix rows (the training classes)
+    class_matrix: torch.Tensor  # (C_train, E)
     host_labels: np.ndarray  # (N,) the labels on the host, where batches are sampled
 
 
-def training_tensors(videos: VideoSet, knowledge: np.ndarray, seen: list[int], device="cpu") -> TrainingTensors:
+def training_tensors(videos: VideoSet, class_matrix: np.ndarray, seen: list[int], device="cpu") -> TrainingTensors:
     """The training set on `device`, once: a GPU then never waits for host-to-device copies of features."""
     local = {c: i for i, c in enumerate(seen)}
     unknown = sorted(set(videos.labels.tolist()) - set(seen))
@@ -143,7 +143,7 @@ def training_tensors(videos: VideoSet, knowledge: np.ndarray, seen: list[int], d
         torch.from_numpy(videos.audio).to(device),
         torch.from_numpy(videos.visual).to(device),
         torch.from_numpy(labels).to(device),
-        torch.from_numpy(knowledge[seen]).to(device),
+        torch.from_numpy(class_matrix[seen]).to(device),
         labels,
     )
 
@@ -161,7 +161,7 @@ def optimizer_for(model: KDAModel, cfg: TrainConfig) -> torch.optim.Adam:
 
 def run_stage(
     stage: Stage,
-    knowledge: np.ndarray,
+    class_matrix: np.ndarray,
     model_cfg: ModelConfig,
     loss_cfg: LossConfig,
     cfg: TrainConfig,
@@ -177,8 +177,8 @@ def run_stage(
     the state dict of the best epoch so far is returned too; without, `lr_schedule` is replayed."""
     model, rng = new_model(model_cfg, stage.train, cfg.seed)
     model.to(device)
-    data = training_tensors(stage.train, knowledge, stage.seen, device)
-    margins = adaptive_margins(data.knowledge, loss_cfg.alpha, loss_cfg.m0)
+    data = training_tensors(stage.train, class_matrix, stage.seen, device)
+    margins = adaptive_margins(data.class_matrix, loss_cfg.alpha, loss_cfg.m0)
     optimizer = optimizer_for(model, cfg)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=cfg.lr_factor, patience=cfg.lr_patience
@@ -193,7 +193,9 @@ def run_stage(
         parts = train_epoch(model, optimizer, data, margins, loss_cfg, cfg, rng)
         entry = EpochLog(stage_number, epoch, lr, parts["total"], parts["align"], parts.get("margin"))
         if evaluate_each_epoch:
-            result = evaluate(model, stage.evaluation, knowledge, stage.seen, stage.unseen).metrics(grid=cfg.beta_grid)
+            result = evaluate(model, stage.evaluation, class_matrix, stage.seen, stage.unseen).metrics(
+                grid=cfg.beta_grid
+            )
             entry.metrics = result.to_dict()
             plateau.step(result.hm)
             bar.set_postfix(loss=f"{entry.loss:.3f}", hm=f"{result.hm:.2f}")
@@ -215,7 +217,7 @@ def best_epoch(log: list[EpochLog]) -> int:
 
 def train(
     bench: Benchmark,
-    knowledge: ClassVectors,
+    class_matrix: ClassMatrix,
     model_cfg: ModelConfig,
     loss_cfg: LossConfig,
     cfg: TrainConfig,
@@ -223,22 +225,22 @@ def train(
     on_epoch: Callable[[EpochLog], None] | None = None,
     device="cpu",
 ) -> TrainResult:
-    """Train and evaluate one model on a benchmark, on `device`. `knowledge` must be bound to
-    `bench.classes`. The returned model is on the CPU."""
+    """Train and evaluate one model on a benchmark, on `device`. `class_matrix` must be bound
+    to `bench.classes`. The returned model is on the CPU."""
     if cfg.protocol not in PROTOCOLS:
         raise KdaError(f"unknown protocol {cfg.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if cfg.beta_grid not in BETA_GRIDS:
         raise KdaError(f"unknown beta grid {cfg.beta_grid!r}; choose one of {', '.join(BETA_GRIDS)}")
     if cfg.batches_per_epoch is not None and cfg.batches_per_epoch < 1:
         raise KdaError(f"`batches_per_epoch` must be at least 1 (or None for one pass), not {cfg.batches_per_epoch}")
-    if knowledge.names != bench.classes:
-        raise KdaError("knowledge is not bound to the benchmark's class list (use ClassVectors.bind)")
+    if class_matrix.names != bench.classes:
+        raise KdaError("the class matrix is not bound to the benchmark's class list (use ClassMatrix.bind)")
     check_dims(model_cfg, *bench.dims, source=f"benchmark at {bench.root}")
-    if knowledge.vectors.shape[1] != model_cfg.embed_dim:
+    if class_matrix.vectors.shape[1] != model_cfg.embed_dim:
         raise DimensionMismatchError(
-            f"knowledge vectors have {knowledge.vectors.shape[1]} dims but the model's embed_dim is {model_cfg.embed_dim}"
+            f"class-matrix rows have {class_matrix.vectors.shape[1]} dims but the model's embed_dim is {model_cfg.embed_dim}"
         )
-    vectors = knowledge.vectors
+    vectors = class_matrix.vectors
     stage_2 = bench.stage(2)
     kwargs = dict(progress=progress, on_epoch=on_epoch, device=device)
     if cfg.protocol == "released":
@@ -267,7 +269,7 @@ def train(
 def to_checkpoint(
     result: TrainResult,
     bench: Benchmark,
-    knowledge: ClassVectors,
+    class_matrix: ClassMatrix,
     loss_cfg: LossConfig,
     cfg: TrainConfig,
     provenance: dict | None = None,
@@ -277,7 +279,7 @@ def to_checkpoint(
     `samples_per_class` test videos of each class as its reference sample (none when 0)."""
     seen = set(bench.splits["stage_2_train"])
     ids = sorted(seen | set(bench.splits["stage_2_test_unseen"]))
-    rows = knowledge.bind(ids, known=knowledge.names)
+    rows = class_matrix.bind(ids, known=class_matrix.names)
     features = feature_source(bench.root)
     metrics = {"best_epoch": result.best_epoch, "test": result.test.to_dict()}
     if result.validation is not None:
@@ -285,12 +287,13 @@ def to_checkpoint(
     return Checkpoint(
         model=result.model,
         setting=bench.setting,
-        text_encoder=knowledge.encoder,
+        text_encoder=class_matrix.encoder,
         classes=[ClassEntry(c, bench.readable.get(c, c), c in seen) for c in ids],
-        knowledge=rows.vectors,
+        class_matrix=rows.vectors,
         beta=result.beta,
         feature_weights=features["weights"],
-        knowledge_file=rows.knowledge,
+        knowledge=rows.knowledge,
+        class_matrix_form=rows.form,
         text_vectors=rows.text_vectors,
         provenance={
             "dataset": bench.dataset,

@@ -15,8 +15,7 @@ from conftest import TINY_EXTRACT, TINY_SPLITS, run_cli
 from media_factory import needs_ffmpeg, write_clip
 
 from kda.checkpoint import Checkpoint, ClassEntry
-from kda.class_vectors import TextVectors
-from kda.knowledge import TINY_TEXT_ENCODER, EmbeddingCache, class_embeddings, load_text_encoder
+from kda.knowledge import TINY_TEXT_ENCODER, ClassMatrixBuilder, encode_knowledge, load_text_encoder
 from kda.knowledge.store import ClassKnowledge, Description, Knowledge
 from kda.media.extract import CACHE_DIR, cache_path, read_entry, source_stamp
 from kda.model import KDAModel
@@ -181,28 +180,19 @@ def encoders():
     return first, second, impostor
 
 
-def test_the_embedding_cache_never_serves_one_encoders_vectors_to_another(encoders):
+def test_a_builder_encodes_each_text_once_in_its_own_encoder_and_form(encoders):
     first, second, _ = encoders
-    cache = EmbeddingCache()
-    a = cache.embed(first, TEXTS)
-    b = cache.embed(second, TEXTS)
+    builder = ClassMatrixBuilder(first)
+    a, encoded = builder.text_vectors(TEXTS)
     np.testing.assert_array_equal(a, first.encode(TEXTS))
-    np.testing.assert_array_equal(b, second.encode(TEXTS))
-    assert cache.texts_encoded == 6 and cache.hits == 0
-    np.testing.assert_array_equal(cache.embed(first, TEXTS[::-1]), a[::-1])  # and keeps both
-    assert cache.texts_encoded == 6 and cache.hits == 3
-
-
-def test_a_persisted_cache_drops_vectors_of_changed_weights(encoders, tmp_path):
-    first, _, impostor = encoders
-    path = tmp_path / "cache.npz"
-    cache = EmbeddingCache(path)
-    cache.embed(first, TEXTS)
-    cache.save()
-    reloaded = EmbeddingCache(path)
-    np.testing.assert_array_equal(reloaded.embed(impostor, TEXTS), impostor.encode(TEXTS))
-    assert reloaded.texts_encoded == 3
-    np.testing.assert_array_equal(EmbeddingCache(path).embed(first, TEXTS), first.encode(TEXTS))
+    assert encoded == 3
+    again, encoded = builder.text_vectors(TEXTS[::-1])
+    np.testing.assert_array_equal(again, a[::-1])
+    assert encoded == 0 and builder.texts_encoded == 3
+    other, _ = ClassMatrixBuilder(second).text_vectors(TEXTS)
+    np.testing.assert_array_equal(other, second.encode(TEXTS))
+    raw, _ = ClassMatrixBuilder(first, "raw-mean").text_vectors(TEXTS)
+    np.testing.assert_allclose(raw, first.encode(TEXTS, normalize=False), atol=1e-6)
 
 
 def checkpoint_with_text_vectors(encoder) -> Checkpoint:
@@ -218,29 +208,30 @@ def checkpoint_with_text_vectors(encoder) -> Checkpoint:
         },
         {"author": "test"},
     )
-    texts = sorted({t for c in knowledge.class_ids for t in knowledge.texts(c)})
-    embeddings = class_embeddings(knowledge, encoder)
-    vectors = np.stack([embeddings[c.id] for c in classes])
-    text_vectors = TextVectors(encoder.id, encoder.fingerprint(), dict(zip(texts, encoder.encode(texts), strict=True)))
-    return Checkpoint(model, "clip", encoder.id, classes, vectors, knowledge_file=knowledge, text_vectors=text_vectors)
+    matrix = encode_knowledge(knowledge, encoder)
+    return Checkpoint(
+        model, "clip", encoder.id, classes, matrix.vectors, knowledge=knowledge, text_vectors=matrix.text_vectors
+    )
 
 
-def test_a_checkpoints_text_vectors_seed_the_cache_only_for_the_encoder_that_made_them(encoders):
+def test_a_checkpoints_text_vectors_seed_the_builder_only_for_the_weights_and_form_that_made_them(encoders):
     first, _, impostor = encoders
     ckpt = checkpoint_with_text_vectors(first)
     same = Studio(ckpt, text_encoder=first)
-    assert len(same.embedder.cache) == 5
+    assert len(same.builder.vectors) == 5
     session = same.new_session()
     session.edit("Archery", [TEXTS[1], "A new sentence about archery."])
     assert session.last_encoded == 1  # the name and the kept description come from the checkpoint
 
     changed = Studio(ckpt, text_encoder=impostor)
-    assert len(changed.embedder.cache) == 0
+    assert len(changed.builder.vectors) == 0
     session = changed.new_session()
     session.edit("Archery", [TEXTS[1], "A new sentence about archery."])
     assert session.last_encoded == 3  # every text again: the checkpoint's vectors came from other weights
     t = impostor.encode(["Archery", TEXTS[1], "A new sentence about archery."]).mean(axis=0)
-    np.testing.assert_allclose(session.matrix[0], t / np.linalg.norm(t), atol=1e-6)
+    np.testing.assert_allclose(session.class_matrix[0], t / np.linalg.norm(t), atol=1e-6)
+    ckpt.class_matrix_form = "raw-mean"  # stored vectors of the other form are not taken either
+    assert len(Studio(ckpt, text_encoder=first).builder.vectors) == 0
 
 
 # -- the extraction cache's entries, without extracting (what `make mutants` runs) ------------------------------

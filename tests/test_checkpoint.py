@@ -37,15 +37,13 @@ def make_checkpoint(setting="main"):
         np.array([0, 1, 2, 2]),
         ["u0", "u1", "u2", "u3"],
     )
-    return Checkpoint(
-        model, setting, "precomputed", classes, knowledge, beta=0.4, knowledge_file=texts, samples=samples
-    )
+    return Checkpoint(model, setting, "precomputed", classes, knowledge, beta=0.4, knowledge=texts, samples=samples)
 
 
 def predictions(ckpt, audio, visual):
     with torch.no_grad():
         rho = ckpt.model.eval()(audio, visual)
-        d = torch.cdist(rho, torch.from_numpy(ckpt.knowledge)) + ckpt.beta * torch.from_numpy(ckpt.seen_mask)
+        d = torch.cdist(rho, torch.from_numpy(ckpt.class_matrix)) + ckpt.beta * torch.from_numpy(ckpt.seen_mask)
     return d.argmin(1), d
 
 
@@ -59,11 +57,11 @@ def test_round_trip_gives_identical_predictions(tmp_path):
     assert torch.equal(p0, p1) and torch.equal(d0, d1)  # float32 in, float32 out: bit for bit
     saved, restored = ckpt.model.state_dict(), loaded.model.state_dict()
     assert list(restored) == list(saved) and all(torch.equal(restored[k], saved[k]) for k in saved)
-    np.testing.assert_array_equal(loaded.knowledge, ckpt.knowledge)
+    np.testing.assert_array_equal(loaded.class_matrix, ckpt.class_matrix)
     assert loaded.class_ids == ["a", "b", "c"] and loaded.seen_mask.tolist() == [True, True, False]
     assert loaded.beta == 0.4 and loaded.setting == "main"
     assert loaded.texts == {"a": ["A", "A looks like a"], "b": ["B", "B looks like b"], "c": ["C", "C looks like c"]}
-    assert loaded.knowledge_file.to_json() == ckpt.knowledge_file.to_json()  # aspects and provenance too
+    assert loaded.knowledge.to_json() == ckpt.knowledge.to_json()  # aspects and provenance too
     assert loaded.model.cfg == ckpt.model.cfg
     np.testing.assert_array_equal(loaded.samples.visual, ckpt.samples.visual)
     assert loaded.samples.labels.tolist() == [0, 1, 2, 2] and loaded.samples.urls == ["u0", "u1", "u2", "u3"]
@@ -77,7 +75,7 @@ def test_older_checkpoints_with_texts_only_still_load(tmp_path):
     (tmp_path / "ck" / "config.json").write_text(json.dumps(config))
     loaded = load_checkpoint(tmp_path / "ck")
     assert loaded.samples is None
-    assert [d.aspect for d in loaded.knowledge_file.get("a").descriptions] == ["introduction", "visual", "auditory"]
+    assert [d.aspect for d in loaded.knowledge.get("a").descriptions] == ["introduction", "visual", "auditory"]
     assert loaded.texts["c"] == ["C", "x"]
 
 
@@ -113,7 +111,7 @@ def test_mismatch_errors_name_what_differs(tmp_path):
     config = json.loads((bad / "config.json").read_text())
     config["classes"] = config["classes"][:2]
     (bad / "config.json").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="2 classes .* knowledge embeddings of shape \\(3, 512\\)"):
+    with pytest.raises(CheckpointError, match="2 classes .* a class matrix of shape \\(3, 512\\)"):
         load_checkpoint(bad)
 
     bad = tmp_path / "missing"

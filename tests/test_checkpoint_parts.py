@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from test_checkpoint import make_checkpoint
 
 from kda.checkpoint import FILES, CheckpointError, ReferenceSamples, load_checkpoint, resolve, save_checkpoint
-from kda.class_vectors import TextVectors
+from kda.knowledge.class_matrix import TextVectors
 from kda.metrics import GZSLResult
 
 TEXTS = ["A", "A looks like a", "B", "B looks like b", "C", "C looks like c"]
@@ -176,7 +176,7 @@ def test_older_texts_beyond_the_three_questions_become_other(tmp_path):
     texts = {"a": ["A", "i", "v", "s", "extra one", "extra two"], "b": ["B", "only intro"], "c": ["C"]}
     config["knowledge"] = {"texts": texts}
     (tmp_path / "ck" / "config.json").write_text(json.dumps(config))
-    knowledge = load_checkpoint(tmp_path / "ck").knowledge_file
+    knowledge = load_checkpoint(tmp_path / "ck").knowledge
     a = knowledge.get("a")
     assert [(d.aspect, d.text) for d in a.descriptions] == [
         ("introduction", "i"),
@@ -191,7 +191,6 @@ def test_older_texts_beyond_the_three_questions_become_other(tmp_path):
         "checkpoint",
         {"method": "texts stored by an older checkpoint"},
     )
-    assert knowledge.changed() == []  # what was loaded is the base an edit is compared with
 
 
 def test_knowledge_section_rows_follow_the_classes(tmp_path):
@@ -200,7 +199,7 @@ def test_knowledge_section_rows_follow_the_classes(tmp_path):
     classes = config["knowledge"]["classes"]
     config["knowledge"]["classes"] = {k: classes[k] for k in ("c", "a", "b")}  # stored in another order
     (tmp_path / "ck" / "config.json").write_text(json.dumps(config))
-    assert load_checkpoint(tmp_path / "ck").knowledge_file.class_ids == ["a", "b", "c"]
+    assert load_checkpoint(tmp_path / "ck").knowledge.class_ids == ["a", "b", "c"]
 
 
 @pytest.mark.parametrize(
@@ -244,10 +243,10 @@ def test_knowledge_of_missing_classes_is_named(tmp_path):
 
 def test_checkpoint_without_knowledge_texts(tmp_path):
     ckpt = make_checkpoint()
-    ckpt.knowledge_file = None
+    ckpt.knowledge = None
     save_checkpoint(ckpt, tmp_path / "ck")
     loaded = load_checkpoint(tmp_path / "ck")
-    assert loaded.knowledge_file is None and loaded.texts is None
+    assert loaded.knowledge is None and loaded.texts is None
     assert json.loads((tmp_path / "ck" / "config.json").read_text())["knowledge"] == {}
 
 
@@ -255,7 +254,7 @@ def test_config_records_what_rebuilds_the_checkpoint(tmp_path):
     ckpt = make_checkpoint()
     ckpt.feature_weights, ckpt.provenance, ckpt.metrics = "offline", {"dataset": "UCF"}, {"best_epoch": 3}
     ckpt.text_encoder = "enc-y"
-    ckpt.knowledge = ckpt.knowledge.astype(np.float64)  # stored as float32 whatever it came as
+    ckpt.class_matrix = ckpt.class_matrix.astype(np.float64)  # stored as float32 whatever it came as
     ckpt.samples.audio, ckpt.samples.visual = (
         ckpt.samples.audio.astype(np.float64),
         ckpt.samples.visual.astype(np.float64),
@@ -269,7 +268,7 @@ def test_config_records_what_rebuilds_the_checkpoint(tmp_path):
         assert f.metadata()["format"] == "kda-samples/1"
     loaded = load_checkpoint(folder)
     assert [(c.id, c.name, c.seen) for c in loaded.classes] == [("a", "A", True), ("b", "B", True), ("c", "C", False)]
-    assert loaded.knowledge.dtype == np.float32 and loaded.samples.audio.dtype == np.float32
+    assert loaded.class_matrix.dtype == np.float32 and loaded.samples.audio.dtype == np.float32
     assert loaded.samples.visual.dtype == np.float32 and loaded.samples.labels.dtype == np.int64
     save_checkpoint(ckpt, tmp_path / "ck")
     config = json.loads((tmp_path / "ck" / "config.json").read_text())
@@ -287,8 +286,8 @@ def test_config_records_what_rebuilds_the_checkpoint(tmp_path):
         {"dataset": "UCF"},
         {"best_epoch": 3},
     )
-    with pytest.raises(CheckpointError, match=r"3 classes but 2 knowledge rows"):
-        ckpt.knowledge = ckpt.knowledge[:2]
+    with pytest.raises(CheckpointError, match=r"3 classes but 2 class-matrix rows"):
+        ckpt.class_matrix = ckpt.class_matrix[:2]
         save_checkpoint(ckpt, tmp_path / "other")
 
 
@@ -296,7 +295,7 @@ def test_folder_copy_loads_the_same(tmp_path):
     save_checkpoint(make_checkpoint(), tmp_path / "ck")
     shutil.copytree(tmp_path / "ck", tmp_path / "copy")
     a, b = load_checkpoint(tmp_path / "ck"), load_checkpoint(tmp_path / "copy")
-    np.testing.assert_array_equal(a.knowledge, b.knowledge)
+    np.testing.assert_array_equal(a.class_matrix, b.class_matrix)
 
 
 FETCH_SCRIPT = """
@@ -361,8 +360,8 @@ def test_a_minimal_config_loads_with_the_documented_defaults(tmp_path):
     loaded = load_checkpoint(tmp_path / "ck")
     assert [c.name for c in loaded.classes] == ["a", "b", "c"]  # the id stands in for a missing name
     assert (loaded.feature_weights, loaded.beta, loaded.text_encoder) == ("pretrained", 0.0, "precomputed")
-    assert (loaded.knowledge_file, loaded.provenance, loaded.metrics, loaded.samples) == (None, {}, {}, None)
+    assert (loaded.knowledge, loaded.provenance, loaded.metrics, loaded.samples) == (None, {}, {}, None)
     del minimal["classes"]  # no classes at all: the knowledge rows have none to belong to
     (tmp_path / "ck" / "config.json").write_text(json.dumps(minimal))
-    with pytest.raises(CheckpointError, match=r"0 classes and embed_dim 512 in config.json, but knowledge embeddings"):
+    with pytest.raises(CheckpointError, match=r"0 classes and embed_dim 512 in config.json, but a class matrix"):
         load_checkpoint(tmp_path / "ck")

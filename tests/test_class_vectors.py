@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from kda.benchmark import load_benchmark
-from kda.class_vectors import ClassVectors, KnowledgeMismatchError, load_vectors, save_vectors
 from kda.errors import KdaError
+from kda.knowledge.class_matrix import ClassMatrix, KnowledgeMismatchError, load_class_matrix, save_class_matrix
 from kda.losses import loss_preset
 from kda.model import DimensionMismatchError
 from kda.settings import get_setting
@@ -21,17 +21,17 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "knowledge"
 def test_vector_files_round_trip_and_bind_by_name(tmp_path, suffix):
     names = ["b", "a", "C"]
     vectors = np.arange(6, dtype=np.float32).reshape(3, 2)
-    loaded = load_vectors(save_vectors(tmp_path / f"k{suffix}", names, vectors, "enc-x"))
+    loaded = load_class_matrix(save_class_matrix(tmp_path / f"k{suffix}", names, vectors, "enc-x"))
     assert loaded.encoder == "enc-x" and loaded.names == names
     bound = loaded.bind(["a", "c", "b"])  # other order, other case
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)  # t_c are L2-normalised on load
     np.testing.assert_allclose(bound.vectors, unit[[1, 2, 0]], rtol=1e-6)
-    assert bound.knowledge is None and bound.texts is None and bound.text_vectors is None  # vectors only
+    assert bound.knowledge is None and bound.text_vectors is None  # vectors only
 
 
 def test_npz_without_an_encoder_is_precomputed_and_raw_vectors_are_float32(tmp_path):
     np.savez(tmp_path / "k.npz", names=np.array(["a", "b"]), embeddings=np.array([[3.0, 4.0], [1.0, 0.0]]))
-    raw = load_vectors(tmp_path / "k.npz", raw=True)
+    raw = load_class_matrix(tmp_path / "k.npz", form="raw-mean")
     assert raw.encoder == "precomputed" and raw.vectors.dtype == np.float32
     np.testing.assert_array_equal(raw.vectors, [[3.0, 4.0], [1.0, 0.0]])  # raw: as stored, not normalised
 
@@ -40,36 +40,36 @@ def test_descriptions_file_is_encoded_and_bound_with_its_texts(ucf_synth):
     from kda.knowledge import TINY_TEXT_ENCODER, load_knowledge, load_text_encoder
 
     bench = load_benchmark(ucf_synth, "UCF", "cls")
-    kv = load_vectors(ASSETS / "ucf.json", TINY_TEXT_ENCODER).bind(bench.classes, known=bench.all_classes)
+    kv = load_class_matrix(ASSETS / "ucf.json", TINY_TEXT_ENCODER).bind(bench.classes, known=bench.all_classes)
     assert kv.encoder == TINY_TEXT_ENCODER and kv.names == bench.classes
     assert kv.vectors.shape == (48, 512)
     np.testing.assert_allclose(np.linalg.norm(kv.vectors, axis=1), 1.0, rtol=1e-5)
-    texts = kv.texts["ApplyEyeMakeup"]
+    texts = kv.knowledge.texts("ApplyEyeMakeup")
     assert texts[0] == "Apply Eye Makeup" and len(texts) == 4  # name + three descriptions
     # t_c is the normalised mean of the class's encoded texts, in its class's row (first and last: a shift shows)
     encoder = load_text_encoder(TINY_TEXT_ENCODER)
     for row in (0, len(bench.classes) - 1):
-        mean = encoder.encode(kv.texts[bench.classes[row]]).mean(axis=0)
+        mean = encoder.encode(kv.knowledge.texts(bench.classes[row])).mean(axis=0)
         np.testing.assert_allclose(kv.vectors[row], mean / np.linalg.norm(mean), atol=1e-6)
     # every bound class's texts keep their own vectors (what an edit starts from), and only those
     assert (kv.text_vectors.encoder, kv.text_vectors.fingerprint) == (TINY_TEXT_ENCODER, encoder.fingerprint())
     source = load_knowledge(ASSETS / "ucf.json")
     assert (kv.knowledge.class_set, kv.knowledge.provenance) == (source.class_set, source.provenance)
     assert kv.knowledge.source == str(ASSETS / "ucf.json")
-    without = ClassVectors(kv.names, kv.vectors, kv.encoder, kv.knowledge)  # texts, but no per-text vectors
+    without = ClassMatrix(kv.names, kv.vectors, kv.encoder, kv.knowledge)  # texts, but no per-text vectors
     assert without.bind(bench.classes[:3], known=bench.classes).text_vectors is None
-    bound_texts = {t for c in kv.names for t in kv.texts[c]}
+    bound_texts = {t for c in kv.names for t in kv.knowledge.texts(c)}
     assert set(kv.text_vectors.vectors) == bound_texts
     np.testing.assert_allclose(kv.text_vectors.vectors[texts[1]], encoder.encode([texts[1]])[0], atol=1e-6)
 
 
 def test_missing_and_unknown_classes_are_named(tmp_path):
-    kv = load_vectors(save_vectors(tmp_path / "k.npz", ["a", "b", "zebra"], np.ones((3, 2))))
+    kv = load_class_matrix(save_class_matrix(tmp_path / "k.npz", ["a", "b", "zebra"], np.ones((3, 2))))
     with pytest.raises(
         KnowledgeMismatchError, match=r"no knowledge for 1 classes: c; knowledge for 1 unknown classes: zebra"
     ):
         kv.bind(["a", "b", "c"])
-    many = load_vectors(save_vectors(tmp_path / "m.npz", [f"k{i}" for i in range(9)], np.ones((9, 2))))
+    many = load_class_matrix(save_class_matrix(tmp_path / "m.npz", [f"k{i}" for i in range(9)], np.ones((9, 2))))
     wanted = [f"w{i}" for i in range(9)]  # nine missing and nine unknown: the first eight of each are named
     with pytest.raises(
         KnowledgeMismatchError,
@@ -83,21 +83,21 @@ def test_missing_and_unknown_classes_are_named(tmp_path):
 def test_unreadable_knowledge_files(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(KdaError, match="not valid JSON"):
-        load_vectors(tmp_path / "bad.json")
+        load_class_matrix(tmp_path / "bad.json")
     (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
     with pytest.raises(KdaError, match="neither a knowledge file"):
-        load_vectors(tmp_path / "other.json")
+        load_class_matrix(tmp_path / "other.json")
     np.savez(tmp_path / "x.npz", foo=np.ones(2))
     with pytest.raises(KdaError, match="lacks arrays"):
-        load_vectors(tmp_path / "x.npz")
+        load_class_matrix(tmp_path / "x.npz")
     with pytest.raises(FileNotFoundError, match=r"knowledge file .*absent.npz does not exist"):
-        load_vectors(tmp_path / "absent.npz")
+        load_class_matrix(tmp_path / "absent.npz")
     np.savez(tmp_path / "pickled.npz", names=np.array(["a", "b"], dtype=object), embeddings=np.ones((2, 3)))
     with pytest.raises(KdaError, match=r"pickled.npz is not a readable .npz embeddings file \(Object arrays cannot"):
-        load_vectors(tmp_path / "pickled.npz")  # never unpickled: a file from elsewhere could run code
+        load_class_matrix(tmp_path / "pickled.npz")  # never unpickled: a file from elsewhere could run code
     (tmp_path / "cut.npz").write_bytes((tmp_path / "pickled.npz").read_bytes()[:100])
     with pytest.raises(KdaError, match=r"cut.npz is not a readable .npz embeddings file"):
-        load_vectors(tmp_path / "cut.npz")
+        load_class_matrix(tmp_path / "cut.npz")
 
 
 def test_feature_dims_that_do_not_fit_the_model(tmp_path, ucf_synth):
@@ -107,7 +107,7 @@ def test_feature_dims_that_do_not_fit_the_model(tmp_path, ucf_synth):
     (root / "class-split/cls_split").rename(root / "class-split/main_split")
     (root / "features/cls_features").rename(root / "features/main_features")
     bench = load_benchmark(root, "UCF", "main")
-    kv = load_vectors(root / "knowledge_vectors.npz").bind(bench.classes, known=bench.all_classes)
+    kv = load_class_matrix(root / "knowledge_vectors.npz").bind(bench.classes, known=bench.all_classes)
     expected = f"benchmark at {root} has audio/visual features of 128/4096 dims but the model expects 512/512"
     with pytest.raises(DimensionMismatchError, match=re.escape(expected)):
         train(bench, kv, get_setting("main").model_config(), loss_preset("kda"), TrainConfig(epochs=1), progress=False)

@@ -7,7 +7,7 @@ import pytest
 from demo import figures
 from demo.settings import NO_LLM, Settings
 from kda.analysis import EmbeddingMap, Heatmap
-from kda.studio import ClassScore, ModalityContribution, Prediction
+from kda.prediction import ClassScore, ModalityContribution, Prediction
 
 
 def prediction() -> Prediction:

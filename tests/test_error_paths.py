@@ -23,9 +23,9 @@ from test_checkpoint import make_checkpoint
 
 from kda.benchmark import BenchmarkError, load_benchmark, write_class_split, write_feature_file
 from kda.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from kda.class_vectors import ClassVectors
 from kda.errors import KdaError
 from kda.knowledge import LLMError, LLMRefusalError, describe_classes
+from kda.knowledge.class_matrix import ClassMatrix
 from kda.knowledge.generate import ANSWER_SCHEMA, backoff_delay
 from kda.losses import loss_preset
 from kda.model import DimensionMismatchError, ModelConfig
@@ -430,7 +430,7 @@ def mini_root(root, train_videos=2, nan=False):
 
 
 def mini_train(bench, knowledge=None, **cfg):
-    knowledge = knowledge or ClassVectors(["A", "B", "C"], np.eye(3, 8, dtype=np.float32), "precomputed")
+    knowledge = knowledge or ClassMatrix(["A", "B", "C"], np.eye(3, 8, dtype=np.float32), "precomputed")
     model = ModelConfig(audio_dim=4, visual_dim=6, audio_hidden=8, visual_hidden=8, width=8, embed_dim=8, heads=1,
                         head_dim=4, ff_hidden=4)  # fmt: skip
     return train(
@@ -459,12 +459,12 @@ def test_diverged_loss(tmp_path):
 
 def test_knowledge_not_bound_to_the_benchmark(tmp_path):
     bench = mini_root(tmp_path)
-    unbound = ClassVectors(["C", "B", "A"], np.eye(3, 8, dtype=np.float32), "precomputed")  # another order
+    unbound = ClassMatrix(["C", "B", "A"], np.eye(3, 8, dtype=np.float32), "precomputed")  # another order
     with pytest.raises(
-        KdaError, match=r"knowledge is not bound to the benchmark's class list \(use ClassVectors.bind\)"
+        KdaError, match=r"knowledge is not bound to the benchmark's class list \(use ClassMatrix.bind\)"
     ):
         mini_train(bench, unbound)
-    wide = ClassVectors(["A", "B", "C"], np.eye(3, 16, dtype=np.float32), "precomputed")
+    wide = ClassMatrix(["A", "B", "C"], np.eye(3, 16, dtype=np.float32), "precomputed")
     with pytest.raises(DimensionMismatchError, match=r"knowledge vectors have 16 dims but the model's embed_dim is 8"):
         mini_train(bench, wide)
 

@@ -1,9 +1,9 @@
-"""Text encoders (open_clip CLIP text towers on offline weights) and class knowledge embeddings with the
-(encoder id, text) cache."""
+"""Text encoders (open_clip CLIP text towers on offline weights) and the class rows a builder makes from texts."""
 
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +14,8 @@ from kda.knowledge import (
     DEFAULT_TEXT_ENCODER,
     OFFLINE_TEXT_ENCODER,
     TINY_TEXT_ENCODER,
-    EmbeddingCache,
-    KnowledgeError,
+    ClassMatrixBuilder,
     TextEncoderError,
-    class_embeddings,
     load_knowledge,
     load_text_encoder,
     parse_spec,
@@ -112,58 +110,36 @@ def test_missing_real_weights_fail_with_one_clear_message(tmp_path):
     assert OFFLINE_TEXT_ENCODER in done.stdout and len(done.stdout.strip().splitlines()) == 1
 
 
-# -- class embeddings and the cache --------------------------------------------------------------
+# -- class rows --------------------------------------------------------------------------------
 
 
-def test_class_embedding_is_the_normalised_mean_of_name_and_descriptions(tiny):
+def test_a_class_row_is_the_normalised_mean_of_name_and_descriptions(tiny):
     knowledge = load_knowledge(UCF)
-    embeddings = class_embeddings(knowledge, tiny, class_ids=["Archery"])
+    rows, encoded = ClassMatrixBuilder(tiny).rows(knowledge, ["Archery"])
     mean = tiny.encode(knowledge.texts("Archery")).mean(0)
-    assert len(knowledge.texts("Archery")) == 4 and knowledge.texts("Archery")[0] == "Archery"
+    assert len(knowledge.texts("Archery")) == 4 and knowledge.texts("Archery")[0] == "Archery" and encoded == 4
     assert np.linalg.norm(mean) < 0.99  # a mean of distinct unit vectors is shorter, so normalising matters
-    np.testing.assert_allclose(embeddings["Archery"], mean / np.linalg.norm(mean), atol=1e-6)
+    np.testing.assert_allclose(rows["Archery"], mean / np.linalg.norm(mean), atol=1e-6)
 
 
-def test_second_encoding_hits_the_cache_and_an_edit_reencodes_one_text(tiny):
+def test_a_second_build_encodes_nothing_and_an_edit_encodes_one_text(tiny):
     knowledge = load_knowledge(UCF)
-    cache = EmbeddingCache()
-    first = class_embeddings(knowledge, tiny, cache)
+    builder = ClassMatrixBuilder(tiny)
+    first, encoded = builder.rows(knowledge)
     total = sum(len(knowledge.texts(c)) for c in knowledge.class_ids)
-    assert (
-        len(first) == 101
-        and cache.encoder_calls == 1
-        and cache.texts_encoded == len(set(sum((knowledge.texts(c) for c in knowledge.class_ids), [])))
-    )
-    assert total == 404 and cache.hits == 0  # every text was new
+    distinct = len({t for c in knowledge.class_ids for t in knowledge.texts(c)})
+    assert len(first) == 101 and total == 404 and encoded == distinct
 
     calls = tiny.calls
-    second = class_embeddings(knowledge, tiny, cache)
-    assert tiny.calls == calls and cache.encoder_calls == 1 and cache.hits == total  # every text from the cache
+    second, encoded = builder.rows(knowledge)
+    assert tiny.calls == calls and encoded == 0  # every text encoded before
     assert all(np.array_equal(first[c], second[c]) for c in first)
 
-    knowledge.set_description("Archery", 1, "An archer in a green field draws a long bow toward a round target.")
-    third = class_embeddings(knowledge, tiny, cache)
-    assert cache.encoder_calls == 2 and tiny.calls == calls + 1 and cache.texts_encoded == len(cache)
-    changed = [c for c in first if not np.array_equal(first[c], third[c])]
-    assert changed == ["Archery"]
-
-
-def test_persisted_cache(tiny, tmp_path):
-    path = tmp_path / "cache.npz"
-    cache = EmbeddingCache(path)
-    vectors = cache.embed(tiny, ["Archery", "Bowling"])
-    cache.save()
-    reloaded = EmbeddingCache(path)
-    np.testing.assert_array_equal(reloaded.embed(tiny, ["Bowling", "Archery"]), vectors[::-1])
-    assert reloaded.encoder_calls == 0
-    other = load_text_encoder("kda-tiny-text@random:1")
-    other.id = tiny.id  # same id, different weights: the persisted vectors must not be trusted
-    reloaded.embed(other, ["Archery"])
-    assert reloaded.encoder_calls == 1
-
-
-def test_corrupt_cache_file_is_a_clear_error(tmp_path):
-    path = tmp_path / "cache.npz"
-    path.write_bytes(b"not a zip")
-    with pytest.raises(KnowledgeError, match="cannot read embedding cache"):
-        EmbeddingCache(path)
+    entry = knowledge.get("Archery")
+    edited = replace(entry.descriptions[1], text="An archer in a green field draws a long bow toward a round target.")
+    knowledge.set_class(
+        "Archery", replace(entry, descriptions=(entry.descriptions[0], edited, *entry.descriptions[2:]))
+    )
+    third, encoded = builder.rows(knowledge)
+    assert encoded == 1 and tiny.calls == calls + 1
+    assert [c for c in first if not np.array_equal(first[c], third[c])] == ["Archery"]

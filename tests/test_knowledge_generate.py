@@ -24,7 +24,6 @@ from kda.knowledge import (
     LLMUnreachableError,
     describe_classes,
     load_knowledge,
-    regenerate_class,
     save_knowledge,
 )
 from kda.knowledge.generate import BadAnswer, first_sentences, parse_answer, read_class_list
@@ -259,21 +258,6 @@ def test_unreadable_output_file_is_never_overwritten(tmp_path):
     with ScriptedLLM(good) as llm, pytest.raises(KnowledgeError, match="not valid JSON"):
         describe_classes(["Archery"], out, base_url=llm.base_url, **FAST)
     assert out.read_text() == "my notes, not JSON"
-
-
-def test_regenerate_one_class_in_memory(tmp_path):
-    out = tmp_path / "k.json"
-    with ScriptedLLM(good) as llm:
-        describe_classes(["Archery", "Bowling"], out, base_url=llm.base_url, **FAST)
-    knowledge = load_knowledge(out)
-    knowledge.edit("Bowling", ["Hand-written."])
-    with ScriptedLLM(lambda b, n: answer("A regenerated answer for this class.")) as llm:
-        entry = regenerate_class(knowledge, "bowling", base_url=llm.base_url, model="other-model", **FAST)
-    assert [d.text for d in entry.descriptions] == ["A regenerated answer for this class."] * 3
-    assert entry.descriptions[0].author == "other-model"  # differs from the file's author, so it is kept
-    assert knowledge.changed() == ["Bowling"]
-    save_knowledge(knowledge, out)
-    assert load_knowledge(out).get("Bowling") == entry
 
 
 def test_class_lists(tmp_path):

@@ -1,11 +1,9 @@
-"""The knowledge file format: round trips, validation messages, matching by name, edits, reset and diff."""
+"""The knowledge file format: round trips, validation messages, matching by name."""
 
-import datetime
 import json
 
 import pytest
 
-from kda.benchmark import ClassInfo
 from kda.knowledge import (
     ASPECTS,
     FORMAT,
@@ -67,17 +65,6 @@ def test_texts_are_name_then_descriptions(tmp_path):
     assert knowledge.get("ApplyEyeMakeup").is_complete() and not knowledge.get("Archery").is_complete()
 
 
-def test_provenance_per_description_overrides_file_level(tmp_path):
-    knowledge = load_knowledge(write(tmp_path, sample()))
-    assert knowledge.provenance_of("ApplyEyeMakeup", 1) == {
-        "author": "someone",
-        "created": "2026-11-25",
-        "prompt": "What does {name} look like?",
-    }
-    assert knowledge.provenance_of("ApplyEyeMakeup", 2)["author"] == "editor"
-    assert knowledge.provenance_of("ApplyEyeMakeup", 2)["created"] == "2026-11-26"
-
-
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -115,78 +102,6 @@ def test_find_matches_ids_and_readable_names_case_insensitively(tmp_path):
     assert knowledge.find("Bowling") is None
     with pytest.raises(KnowledgeError, match="did you mean 'Archery'"):
         knowledge.resolve("Archey")
-
-
-def test_align_binds_by_name_not_order(tmp_path):
-    knowledge = load_knowledge(write(tmp_path, sample()))
-    classes = [ClassInfo("Archery", "Archery", {}), ClassInfo("ApplyEyeMakeup", "Apply Eye Makeup", {})]
-    assert knowledge.align(classes, allow_extra=False) == ["Archery", "ApplyEyeMakeup"]
-    assert knowledge.align(["apply eye makeup"]) == ["ApplyEyeMakeup"]
-
-
-def test_unknown_class_names_in_a_knowledge_file_are_reported(tmp_path):
-    data = sample()
-    data["classes"]["Archerry"] = data["classes"].pop("Archery") | {"name": "Archerry"}
-    knowledge = load_knowledge(write(tmp_path, data))
-    with pytest.raises(KnowledgeError) as e:
-        knowledge.align(["ApplyEyeMakeup", "Archery"], allow_extra=False)
-    message = str(e.value)
-    assert "lacks 1 of the 2 classes asked for: 'Archery'" in message
-    assert "has 1 unknown classes: 'Archerry' (is it 'Archery'?)" in message
-    assert "k.json" in message
-
-
-def test_edit_keeps_provenance_of_unchanged_texts(tmp_path):
-    knowledge = load_knowledge(write(tmp_path, sample()))
-    old = knowledge.get("ApplyEyeMakeup").descriptions
-    before = datetime.date.today().isoformat()
-    entry = knowledge.edit(
-        "ApplyEyeMakeup", [old[0].text, "Mascara on lashes.", old[2].text, "An extra note."], author="ana"
-    )
-    assert entry.descriptions[0] is old[0] and entry.descriptions[2] is old[2]
-    assert entry.descriptions[1].aspect == "visual" and entry.descriptions[1].author == "ana"
-    assert entry.descriptions[1].created in {before, datetime.date.today().isoformat()}  # the day of the edit
-    assert entry.descriptions[3].aspect == "other"
-    assert knowledge.texts("ApplyEyeMakeup")[2] == "Mascara on lashes."
-
-
-def test_diff_and_reset(tmp_path):
-    knowledge = load_knowledge(write(tmp_path, sample()))
-    assert knowledge.diff() == []
-    knowledge.set_description("Archery", 0, "A bow, an arrow and a straw target.")
-    new_id = knowledge.add_class("Playing Theremin", ["An electronic instrument played without touch."])
-    assert new_id == "Playing Theremin"
-    diffs = {d.class_id: d for d in knowledge.diff()}
-    assert {c: d.status for c, d in diffs.items()} == {"Archery": "changed", "Playing Theremin": "added"}
-    lines = diffs["Archery"].lines()
-    assert "-visual: A bow and a target." in lines and "+visual: A bow, an arrow and a straw target." in lines
-    knowledge.reset("Archery")
-    assert knowledge.changed() == ["Playing Theremin"]
-    with pytest.raises(KnowledgeError, match="added after loading"):
-        knowledge.reset("Playing Theremin")
-    knowledge.reset()
-    assert knowledge.class_ids == ["ApplyEyeMakeup", "Archery"] and knowledge.diff() == []
-
-
-def test_removed_class_shows_in_diff(tmp_path):
-    knowledge = load_knowledge(write(tmp_path, sample()))
-    knowledge.remove_class("archery")
-    assert [(d.class_id, d.status) for d in knowledge.diff()] == [("Archery", "removed")]
-
-
-def test_add_class_rejects_existing_names(tmp_path):
-    knowledge = load_knowledge(write(tmp_path, sample()))
-    with pytest.raises(KnowledgeError, match="already has class 'ApplyEyeMakeup'"):
-        knowledge.add_class("apply eye makeup")
-    with pytest.raises(KnowledgeError, match="non-empty name"):
-        knowledge.add_class("  ")
-
-
-def test_copies_are_independent_sessions(tmp_path):
-    knowledge = load_knowledge(write(tmp_path, sample()))
-    mine, yours = knowledge.copy(), knowledge.copy()
-    mine.set_description("Archery", 0, "Changed in my session only.")
-    assert yours.texts("Archery")[1] == "A bow and a target." and knowledge.diff() == []
 
 
 def test_saved_files_get_ordinary_permissions(tmp_path):

@@ -95,14 +95,14 @@ def test_the_logged_epoch_loss_is_the_mean_of_its_batch_losses(tmp_path):
     """At lr 0 the weights never move, so every batch's loss can be recomputed from the initial model (train
     mode: BatchNorm on batch statistics; no dropout) on the batches the epoch drew."""
     from kda.benchmark import load_benchmark
-    from kda.class_vectors import load_vectors
+    from kda.knowledge.class_matrix import load_class_matrix
     from kda.settings import get_setting
     from kda.synth import KNOWLEDGE_FILE, SynthConfig, write_synthetic_benchmark
     from kda.train import TrainConfig, epoch_order, new_model, run_stage, training_tensors
 
     write_synthetic_benchmark(tmp_path, "UCF", "main", SynthConfig(train_videos=2, eval_videos=1, embed_dim=8))
     bench = load_benchmark(tmp_path, "UCF", "main")
-    vectors = load_vectors(tmp_path / KNOWLEDGE_FILE).bind(bench.classes, known=bench.all_classes).vectors
+    vectors = load_class_matrix(tmp_path / KNOWLEDGE_FILE).bind(bench.classes, known=bench.all_classes).vectors
     model_cfg = get_setting("main").model_config(
         embed_dim=8, audio_hidden=8, visual_hidden=8, width=8, heads=1, head_dim=4, ff_hidden=4, attn_dropout=0.0
     )
@@ -112,12 +112,12 @@ def test_the_logged_epoch_loss_is_the_mean_of_its_batch_losses(tmp_path):
 
     model, rng = new_model(model_cfg, stage.train, cfg.seed)
     data = training_tensors(stage.train, vectors, stage.seen)
-    margins = adaptive_margins(data.knowledge, loss.alpha, loss.m0)
+    margins = adaptive_margins(data.class_matrix, loss.alpha, loss.m0)
     order = epoch_order(data.labels.numpy(), cfg, rng)  # 60 videos: batches of 25, 25 and 10
     model.train()
     with torch.no_grad():
         parts = [
-            kda_loss(model(data.audio[idx], data.visual[idx]), data.labels[idx], data.knowledge, margins, loss)
+            kda_loss(model(data.audio[idx], data.visual[idx]), data.labels[idx], data.class_matrix, margins, loss)
             for idx in (torch.from_numpy(order[i : i + 25]) for i in range(0, len(order), 25))
         ]
     assert len(parts) == 3

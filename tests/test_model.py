@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from kda.errors import KdaError
-from kda.model import KDAModel, ModelConfig, predict
+from kda.model import KDAModel, ModelConfig
 from kda.settings import SettingError, get_setting
 
 # Parameter counts worked out by hand from the architecture table (weights + biases, BN scale + shift):
@@ -46,13 +46,6 @@ def test_attention_mixes_modalities():
     theta_a = model.embed(a, v)["theta_a"]
     theta_a_other_v = model.embed(a, torch.randn(4, 512))["theta_a"]
     assert not torch.allclose(theta_a, theta_a_other_v)  # audio path depends on the visual token
-
-
-def test_predict_with_calibrated_stacking():
-    d = torch.tensor([[0.3, 0.5]])
-    seen = torch.tensor([True, False])
-    assert predict(d, seen, 0.0).item() == 0
-    assert predict(d, seen, 0.3).item() == 1
 
 
 def test_config_round_trip_and_errors():

@@ -117,7 +117,7 @@ def test_paper_preset_is_the_default_network_and_training():
     # The paper's method: alignment plus the adaptive margin, both at weight 1, margins alpha cos + m0 at
     # alpha 1 and m0 0.5, logits -d / 0.1 (the defaults the hand values of test_loss_scale.py assume).
     assert paper.loss_config() == LossConfig(align_weight=1.0, margin_weight=1.0, alpha=1.0, m0=0.5, tau=0.1)
-    assert paper.knowledge == "unit"
+    assert paper.class_matrix_form == "unit"
     released = get_preset("released")
     assert released.model_config("main").normalize_concat is False  # cls only
     assert released.model_config("cls").normalize_concat is True
@@ -148,31 +148,39 @@ def test_checkpoints_keep_the_released_architecture_and_old_ones_load(tmp_path, 
     )
 
 
+def raw_of(encoder, text: str) -> np.ndarray:
+    return encoder.encode([text], normalize=False)[0]
+
+
 def test_raw_mean_knowledge_is_the_plain_mean_of_unnormalised_text_embeddings():
-    from kda.class_vectors import load_vectors, raw_text_vectors
     from kda.knowledge import TINY_TEXT_ENCODER, load_knowledge, load_text_encoder
+    from kda.knowledge.class_matrix import load_class_matrix
     from kda.reproduce import knowledge_file
 
     encoder = load_text_encoder(TINY_TEXT_ENCODER)
     texts = ["Someone plays a violin.", "A dog barks loudly in a yard."]
-    raw = raw_text_vectors(encoder, texts)
+    raw = encoder.encode(texts, normalize=False)
     assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
     assert raw / np.linalg.norm(raw, axis=1, keepdims=True) == pytest.approx(encoder.encode(texts), abs=1e-5)
     path = knowledge_file("UCF")
-    vectors = load_vectors(path, TINY_TEXT_ENCODER, raw=True)
+    vectors = load_class_matrix(path, TINY_TEXT_ENCODER, form="raw-mean")
     first = vectors.names[0]
-    expected = raw_text_vectors(encoder, load_knowledge(path).texts(first)).mean(axis=0)
+    first_texts = load_knowledge(path).texts(first)
+    expected = encoder.encode(first_texts, normalize=False).mean(axis=0)
     assert vectors.vectors[0] == pytest.approx(expected, abs=1e-5)
-    unit = load_vectors(path, TINY_TEXT_ENCODER)
+    # the raw vector of every text is kept, so an edit rebuilds its row the same way (a unit row would be wrong)
+    assert vectors.form == vectors.text_vectors.form == "raw-mean"
+    assert vectors.text_vectors.vectors[first_texts[1]] == pytest.approx(raw_of(encoder, first_texts[1]), abs=1e-5)
+    unit = load_class_matrix(path, TINY_TEXT_ENCODER)
     assert np.linalg.norm(unit.vectors, axis=1) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_plain_json_mapping_is_precomputed_knowledge(tmp_path):
-    from kda.class_vectors import PRECOMPUTED, load_vectors
+    from kda.knowledge.class_matrix import PRECOMPUTED, load_class_matrix
 
     path = tmp_path / "plain.json"
     path.write_text(json.dumps({"Archery": [3.0, 4.0], "Bowling": [0.0, 2.0]}))
-    vectors = load_vectors(path).bind(["bowling", "Archery"])
+    vectors = load_class_matrix(path).bind(["bowling", "Archery"])
     assert vectors.encoder == PRECOMPUTED and vectors.names == ["bowling", "Archery"]
     assert vectors.vectors == pytest.approx(np.array([[0.0, 1.0], [0.6, 0.8]]))
-    assert load_vectors(path, raw=True).vectors[0] == pytest.approx([3.0, 4.0])
+    assert load_class_matrix(path, form="raw-mean").vectors[0] == pytest.approx([3.0, 4.0])

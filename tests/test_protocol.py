@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from kda.benchmark import load_benchmark
-from kda.class_vectors import load_vectors
+from kda.knowledge.class_matrix import load_class_matrix
 from kda.losses import loss_preset
 from kda.settings import get_setting
 from kda.synth import KNOWLEDGE_FILE, SynthConfig, write_synthetic_benchmark
@@ -37,7 +37,7 @@ def bench(tmp_path_factory):
     config = SynthConfig(train_videos=3, eval_videos=2, embed_dim=EMBED, latent_dim=6)
     write_synthetic_benchmark(root, "UCF", "main", config)
     bench = load_benchmark(root, "UCF", "main")
-    knowledge = load_vectors(root / KNOWLEDGE_FILE).bind(bench.classes, known=bench.all_classes)
+    knowledge = load_class_matrix(root / KNOWLEDGE_FILE).bind(bench.classes, known=bench.all_classes)
     return bench, knowledge
 
 

@@ -31,13 +31,13 @@ from kda.reproduce import (
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     """avgzsl_benchmark_datasets.zip with UCF's cls features, made by kda.synth from the shipped UCF knowledge."""
-    from kda.class_vectors import load_vectors
+    from kda.knowledge.class_matrix import load_class_matrix
     from kda.reproduce import knowledge_file
     from kda.synth import SynthConfig, write_synthetic_benchmark
 
     folder = tmp_path_factory.mktemp("archive")
     root = folder / "avgzsl_benchmark_datasets" / "UCF"
-    knowledge = load_vectors(knowledge_file("UCF"), TINY_TEXT_ENCODER)
+    knowledge = load_class_matrix(knowledge_file("UCF"), TINY_TEXT_ENCODER)
     write_synthetic_benchmark(root, "UCF", "cls", SynthConfig(train_videos=4, eval_videos=2), knowledge)
     for extra in ("knowledge_vectors.npz", "synthetic.json"):  # not in the public archive
         (root / extra).unlink()

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from kda.checkpoint import load_checkpoint
-from kda.class_vectors import load_vectors
 from kda.errors import KdaError
 from kda.knowledge import load_text_encoder
+from kda.knowledge.class_matrix import load_class_matrix
 from kda.knowledge.store import KnowledgeError, save_knowledge
 from kda.losses import adaptive_margins
 from kda.media.errors import NotMediaError
@@ -44,9 +44,9 @@ def sample_accuracy(studio, session, class_id) -> float:
 def test_demo_checkpoint_says_what_it_is(studio):
     ckpt = studio.checkpoint
     assert ckpt.text_encoder == "sentence-transformers/all-MiniLM-L6-v2" and ckpt.feature_weights == "none"
-    assert ckpt.knowledge.shape == (48, 384) and int(ckpt.seen_mask.sum()) == 42
+    assert ckpt.class_matrix.shape == (48, 384) and int(ckpt.seen_mask.sum()) == 42
     assert studio.offline and "mean nothing" in studio.banner and "synthetic" in studio.banner
-    assert ckpt.knowledge_file.provenance["prompts"]["visual"].startswith("What is the visual appearance")
+    assert ckpt.knowledge.provenance["prompts"]["visual"].startswith("What is the visual appearance")
     assert len(studio.samples) == 48 * 4
     assert ckpt.metrics["test"]["hm"] > 30  # far above the 1/48 chance level: the knowledge carries the signal
 
@@ -56,14 +56,14 @@ def test_edit_re_encodes_only_edited_texts_and_matches_training_encoding(studio,
     entry = session.entry("ApplyLipstick")
     texts = [d.text for d in entry.descriptions]
     texts[1] = "A person paints their lips with a small stick of red colour in front of a mirror."
-    cache_size = len(studio.embedder.cache)
+    cache_size = len(studio.builder.cache)
     session.edit("ApplyLipstick", texts)
     assert session.last_encoded == 1  # the one new text; the name and the other two come from the cache
-    assert len(studio.embedder.cache) == cache_size + 1
+    assert len(studio.builder.cache) == cache_size + 1
     # the same t_c as encoding the edited knowledge from scratch, the way `kda train` does
     save_knowledge(session.knowledge, tmp_path / "edited.json")
-    scratch = load_vectors(tmp_path / "edited.json", studio.checkpoint.text_encoder).bind(session.class_ids)
-    np.testing.assert_allclose(session.matrix, scratch.vectors, atol=1e-6)
+    scratch = load_class_matrix(tmp_path / "edited.json", studio.checkpoint.text_encoder).bind(session.class_ids)
+    np.testing.assert_allclose(session.class_matrix, scratch.vectors, atol=1e-6)
     assert session.version == 1 and studio.base.version == 0  # the studio's own view is untouched
 
 
@@ -98,7 +98,7 @@ def test_import_export_round_trip_and_missing_classes(studio):
     data = session.export_json()
     other = studio.new_session()
     assert other.import_json(json.loads(json.dumps(data))) == {"changed": [], "added": ["Playing Bagpipes"]}
-    np.testing.assert_array_equal(other.matrix, session.matrix)
+    np.testing.assert_array_equal(other.class_matrix, session.class_matrix)
     del data["classes"]["ApplyLipstick"]
     with pytest.raises(KnowledgeError, match="lacks 1 of the 48 classes: ApplyLipstick"):
         studio.new_session().import_json(data)
@@ -132,16 +132,16 @@ def test_classify_features_matches_kda_evaluate(tmp_path, ucf_synth):
 def test_similarity_and_margins_are_the_losses_own(studio):
     session = studio.new_session()
     margins = studio.margins(session, order="name")
-    expected = adaptive_margins(torch.from_numpy(session.matrix), studio.loss.alpha, studio.loss.m0).numpy()
-    np.testing.assert_allclose(margins.matrix, expected, atol=1e-6)
+    expected = adaptive_margins(torch.from_numpy(session.class_matrix), studio.loss.alpha, studio.loss.m0).numpy()
+    np.testing.assert_allclose(margins.class_matrix, expected, atol=1e-6)
     similarity = studio.similarity(session, order="cluster")
     assert sorted(similarity.class_ids) == sorted(session.class_ids)
     i, j = similarity.class_ids.index("ApplyEyeMakeup"), similarity.class_ids.index("ApplyLipstick")
     assert abs(i - j) <= 2  # similar descriptions end up side by side in cluster order
     subset = studio.similarity(session, classes=["ApplyLipstick", "ApplyEyeMakeup", "Archery"])
-    rows = session.matrix[[session.class_ids.index(c) for c in subset.class_ids]]
+    rows = session.class_matrix[[session.class_ids.index(c) for c in subset.class_ids]]
     unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-    np.testing.assert_allclose(subset.matrix, unit @ unit.T, atol=1e-6)  # the cosines of those three t_c
+    np.testing.assert_allclose(subset.class_matrix, unit @ unit.T, atol=1e-6)  # the cosines of those three t_c
 
 
 def test_embedding_maps_place_the_query_and_are_reproducible(studio):
@@ -222,7 +222,7 @@ def test_kda_classify_cli(media_files, tmp_path):
 
 def test_not_editable_without_texts_says_why(tmp_path, ucf_synth):
     from kda.cli import main
-    from kda.session import NotEditableError
+    from kda.knowledge.session import NotEditableError
 
     out = tmp_path / "ck"
     assert (
@@ -243,7 +243,7 @@ def test_text_encoder_of_the_demo_is_the_real_minilm():
     from kda.knowledge.embed import class_vector
 
     np.testing.assert_allclose(
-        class_vector(encoder.encode(ckpt.knowledge_file.texts("ApplyLipstick"))), ckpt.knowledge[row], atol=1e-6
+        class_vector(encoder.encode(ckpt.knowledge.texts("ApplyLipstick"))), ckpt.class_matrix[row], atol=1e-6
     )
 
 

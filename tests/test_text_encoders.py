@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,9 @@ import pytest
 from kda.knowledge import (
     MINILM_TEXT_ENCODER,
     TINY_TEXT_ENCODER,
-    EmbeddingCache,
+    ClassMatrixBuilder,
     TextEncoder,
     TextEncoderError,
-    class_embeddings,
-    embedding_matrix,
     load_knowledge,
     load_text_encoder,
     parse_spec,
@@ -39,11 +38,11 @@ def ucf():
 
 @pytest.fixture(scope="module")
 def ucf_encoded(minilm, ucf):
-    """Every UCF class encoded once into a fresh cache: (t_c by class, the cache, encoder calls it took)."""
-    cache = EmbeddingCache()
+    """Every UCF class built once by a fresh builder: (t_c by class, the builder, texts encoded, encoder calls)."""
+    builder = ClassMatrixBuilder(minilm)
     calls = minilm.calls
-    embeddings = class_embeddings(ucf, minilm, cache)
-    return embeddings, cache, minilm.calls - calls
+    rows, encoded = builder.rows(ucf)
+    return rows, builder, encoded, minilm.calls - calls
 
 
 def test_a_hub_id_without_at_names_a_sentence_transformers_model():
@@ -102,7 +101,7 @@ NEAREST = {
 
 def test_nearest_classes_make_sense(ucf, ucf_encoded):
     ids = ucf.class_ids
-    rows = embedding_matrix(ucf_encoded[0], ids)  # (101, 384)
+    rows = np.stack([ucf_encoded[0][c] for c in ids])  # (101, 384)
     rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
     similarity = rows @ rows.T  # (101, 101) cosines
     np.fill_diagonal(similarity, -np.inf)
@@ -110,33 +109,26 @@ def test_nearest_classes_make_sense(ucf, ucf_encoded):
     assert nearest == NEAREST
 
 
-def test_the_cache_encodes_each_text_once_and_an_edit_reencodes_one(minilm, ucf, ucf_encoded):
-    first, cache, calls_taken = ucf_encoded
+def test_each_text_is_encoded_once_and_an_edit_encodes_one(minilm, ucf, ucf_encoded):
+    first, builder, encoded, calls_taken = ucf_encoded
     unique = {t for c in ucf.class_ids for t in ucf.texts(c)}
-    assert len(first) == 101 and cache.encoder_calls == calls_taken == 1
-    assert cache.texts_encoded == len(unique) == 404 and cache.hits == 0  # every text was new
+    assert len(first) == 101 and calls_taken == 1 and encoded == len(unique) == 404  # every text was new
 
     knowledge = ucf.copy()
     calls = minilm.calls
-    again = class_embeddings(knowledge, minilm, cache)
-    assert minilm.calls == calls and cache.hits == 404  # every text from the cache
+    again, encoded = builder.rows(knowledge)
+    assert minilm.calls == calls and encoded == 0  # every text encoded before
     assert all(np.array_equal(first[c], again[c]) for c in first)
 
-    knowledge.set_description("ApplyEyeMakeup", 1, "A person paints their eyelids with a fine brush before a mirror.")
-    edited = class_embeddings(knowledge, minilm, cache)
-    assert minilm.calls == calls + 1 and cache.texts_encoded == 405
+    entry = knowledge.get("ApplyEyeMakeup")
+    text = "A person paints their eyelids with a fine brush before a mirror."
+    descriptions = (entry.descriptions[0], replace(entry.descriptions[1], text=text), *entry.descriptions[2:])
+    knowledge.set_class("ApplyEyeMakeup", replace(entry, descriptions=descriptions))
+    edited, encoded = builder.rows(knowledge)
+    assert minilm.calls == calls + 1 and encoded == 1
     assert [c for c in first if not np.array_equal(first[c], edited[c])] == ["ApplyEyeMakeup"]
-    scratch = class_embeddings(knowledge, minilm, EmbeddingCache(), class_ids=["ApplyEyeMakeup"])
+    scratch, _ = ClassMatrixBuilder(minilm).rows(knowledge, ["ApplyEyeMakeup"])
     np.testing.assert_allclose(edited["ApplyEyeMakeup"], scratch["ApplyEyeMakeup"], atol=1e-6)
-
-
-def test_a_persisted_cache_is_reused_by_the_same_weights(minilm, tmp_path):
-    cache = EmbeddingCache(tmp_path / "cache.npz")
-    vectors = cache.embed(minilm, ["Archery", "Bowling"])
-    cache.save()
-    reloaded = EmbeddingCache(tmp_path / "cache.npz")
-    np.testing.assert_array_equal(reloaded.embed(minilm, ["Archery", "Bowling"]), vectors)
-    assert reloaded.encoder_calls == 0
 
 
 def test_clip_and_sentence_encoders_share_one_interface(minilm):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kda.benchmark import load_benchmark
-from kda.class_vectors import load_vectors
+from kda.knowledge.class_matrix import load_class_matrix
 from kda.losses import loss_preset
 from kda.reproduce import KNOWLEDGE_DIR
 from kda.settings import get_setting
@@ -16,7 +16,7 @@ from kda.train import TrainConfig, balanced_order, reference_samples, to_checkpo
 @pytest.fixture(scope="module")
 def setup(ucf_synth):
     bench = load_benchmark(ucf_synth, "UCF", "cls")
-    kv = load_vectors(ucf_synth / "knowledge_vectors.npz").bind(bench.classes, known=bench.all_classes)
+    kv = load_class_matrix(ucf_synth / "knowledge_vectors.npz").bind(bench.classes, known=bench.all_classes)
     return bench, kv
 
 
@@ -68,8 +68,8 @@ def small_run(tmp_path_factory):
     """The outcome of a run on a synthetic UCF root, with the real UCF knowledge file and a vector for each class
     and each text (random: `to_checkpoint` carries vectors, it does not make them). What training chose is made
     up here too: `to_checkpoint` only records it."""
-    from kda.class_vectors import ClassVectors, TextVectors
     from kda.knowledge import load_knowledge
+    from kda.knowledge.class_matrix import ClassMatrix, TextVectors
     from kda.metrics import GZSLResult
     from kda.model import KDAModel
     from kda.synth import SynthConfig, write_synthetic_benchmark
@@ -83,7 +83,7 @@ def small_run(tmp_path_factory):
     per_text = dict(zip(texts, rng.normal(size=(len(texts), 512)), strict=True))
     text_vectors = TextVectors("some-encoder", "f1ngerprint", per_text)
     vectors = rng.normal(size=(len(knowledge.class_ids), 512)).astype(np.float32)
-    kv = ClassVectors(knowledge.class_ids, vectors, "some-encoder", knowledge, text_vectors)
+    kv = ClassMatrix(knowledge.class_ids, vectors, "some-encoder", knowledge, text_vectors)
     kv = kv.bind(bench.classes, known=bench.all_classes)
     small = {"audio_hidden": 8, "visual_hidden": 8, "width": 8, "heads": 1, "head_dim": 4, "ff_hidden": 4}
     model = KDAModel(get_setting("main").model_config(**small))
@@ -113,9 +113,9 @@ def test_a_checkpoint_of_a_run_records_the_run(small_run, tmp_path):
 
     assert [(c.id, c.name, c.seen) for c in ckpt.classes] == [(c, readable.get(c, c), c in seen) for c in ids]
     assert ckpt.classes[1].name == "ApplyLipstick"  # the id stands in for the missing readable name
-    np.testing.assert_array_equal(ckpt.knowledge, kv.vectors[[bench.classes.index(c) for c in ids]])
+    np.testing.assert_array_equal(ckpt.class_matrix, kv.vectors[[bench.classes.index(c) for c in ids]])
     assert (ckpt.text_encoder, ckpt.beta, ckpt.feature_weights) == ("some-encoder", result.beta, "none")
-    assert ckpt.knowledge_file.class_ids == ids and ckpt.knowledge_file.class_set == kv.knowledge.class_set
+    assert ckpt.knowledge.class_ids == ids and ckpt.knowledge.class_set == kv.knowledge.class_set
     assert set(ckpt.text_vectors.vectors) == {t for c in ids for t in kv.texts[c]}
     assert ckpt.metrics == {
         "best_epoch": result.best_epoch,
@@ -149,14 +149,14 @@ def test_a_checkpoint_of_a_run_records_the_run(small_run, tmp_path):
 def test_a_checkpoint_keeps_only_the_benchmarks_classes_of_wider_knowledge(small_run):
     """Knowledge of more classes than the benchmark has (a whole knowledge file) is no error: the checkpoint
     takes the rows of the benchmark's stage-2 classes."""
-    from kda.class_vectors import ClassVectors
+    from kda.knowledge.class_matrix import ClassMatrix
 
     bench, kv, loss, cfg, result = small_run
     extra = np.ones((1, kv.vectors.shape[1]), np.float32)
-    wider = ClassVectors([*kv.names, "Juggling"], np.vstack([kv.vectors, extra]), kv.encoder)
+    wider = ClassMatrix([*kv.names, "Juggling"], np.vstack([kv.vectors, extra]), kv.encoder)
     ckpt = to_checkpoint(result, bench, wider, loss, cfg, samples_per_class=0)
     assert ckpt.class_ids == sorted(bench.splits["stage_2_train"] + bench.splits["stage_2_test_unseen"])
-    np.testing.assert_array_equal(ckpt.knowledge, kv.vectors[[kv.names.index(c) for c in ckpt.class_ids]])
+    np.testing.assert_array_equal(ckpt.class_matrix, kv.vectors[[kv.names.index(c) for c in ckpt.class_ids]])
 
 
 def test_reference_samples_are_distinct_videos_of_each_class_drawn_with_the_seed(small_run):

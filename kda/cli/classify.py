@@ -42,22 +42,8 @@ def run(args) -> int:
         )
     print(f"modality: {prediction.modality.summary}")
     for note in prediction.notes:
-        print(f"note: {note}")
+        print(f"note: {note.message}")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(as_json(prediction, ranked), indent=1) + "\n")
+        Path(args.json_out).write_text(json.dumps(prediction.to_json(), indent=1) + "\n")
     return 0
 
-
-def as_json(prediction, ranked) -> dict:
-    return {
-        "source": prediction.source,
-        "beta": prediction.beta,
-        "top": [vars(s) for s in ranked],
-        "has_audio": prediction.has_audio,
-        "modality": {
-            "driver": prediction.modality.driver,
-            "visual_only_top": prediction.modality.without_audio.class_id,
-            "audio_only_top": prediction.modality.without_visual.class_id,
-        },
-        "notes": prediction.notes,
-    }

@@ -34,8 +34,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from kda.class_vectors import load_vectors
     from kda.cli import CliError
+    from kda.knowledge.class_matrix import load_class_matrix
     from kda.synth import write_synthetic_benchmark
 
     if args.train_videos < 2 or args.eval_videos < 1 or args.latent_dim < 1:
@@ -43,8 +43,8 @@ def run(args) -> int:
     cfg = SynthConfig(
         train_videos=args.train_videos, eval_videos=args.eval_videos, latent_dim=args.latent_dim, seed=args.seed
     )
-    knowledge = load_vectors(args.knowledge, args.text_encoder) if args.knowledge else None
-    summary = write_synthetic_benchmark(args.out, args.dataset, args.setting, cfg, knowledge)
+    class_matrix = load_class_matrix(args.knowledge, args.text_encoder) if args.knowledge else None
+    summary = write_synthetic_benchmark(args.out, args.dataset, args.setting, cfg, class_matrix)
     print(
         f"wrote {summary.videos} videos of {summary.classes} {args.dataset} classes ({args.setting}) to {summary.root}"
     )

@@ -101,9 +101,9 @@ def knowledge_path(args) -> Path:
 def run(args) -> int:
     from kda.benchmark import load_benchmark
     from kda.checkpoint import save_checkpoint
-    from kda.class_vectors import load_vectors
     from kda.cli import CliError
     from kda.device import resolve_device
+    from kda.knowledge.class_matrix import load_class_matrix
     from kda.losses import loss_preset
     from kda.presets import get_preset
     from kda.train import to_checkpoint, train
@@ -123,9 +123,9 @@ def run(args) -> int:
     if cfg.epochs < 1 or cfg.batch_size < 2 or (cfg.batches_per_epoch is not None and cfg.batches_per_epoch < 1):
         raise CliError("--epochs and --batches-per-epoch must be at least 1 and --batch-size at least 2")
     bench = load_benchmark(args.root, args.dataset, args.setting)
-    knowledge = load_vectors(knowledge_path(args), args.text_encoder, raw=preset.raw_knowledge)
-    knowledge = knowledge.bind(bench.classes, known=bench.all_classes)
-    model_cfg = preset.model_config(args.setting, embed_dim=knowledge.vectors.shape[1])
+    class_matrix = load_class_matrix(knowledge_path(args), args.text_encoder, form=preset.class_matrix_form)
+    class_matrix = class_matrix.bind(bench.classes, known=bench.all_classes)
+    model_cfg = preset.model_config(args.setting, embed_dim=class_matrix.vectors.shape[1])
     loss_cfg = loss_preset(args.loss_preset) if args.loss_preset else preset.loss_config()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,13 +146,13 @@ def run(args) -> int:
         if cfg.protocol == "released":
             print("warning: protocol 'released' selects the epoch and beta on the TEST set", file=sys.stderr)
         result = train(
-            bench, knowledge, model_cfg, loss_cfg, cfg, not args.quiet, on_epoch, device=resolve_device(args.device)
+            bench, class_matrix, model_cfg, loss_cfg, cfg, not args.quiet, on_epoch, device=resolve_device(args.device)
         )
     log_file.close()
     ckpt = to_checkpoint(
         result,
         bench,
-        knowledge,
+        class_matrix,
         loss_cfg,
         cfg,
         {"knowledge": str(knowledge_path(args)), **({"description": args.description} if args.description else {})},

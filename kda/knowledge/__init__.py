@@ -1,10 +1,18 @@
-"""Class knowledge: descriptions per class (store), written by an LLM (generate), encoded by a text encoder
-(encoders: CLIP text towers, sentence-transformers models) into class knowledge embeddings with a cache (embed).
+"""Class knowledge: the texts of each class (store), written by an LLM (generate), turned by a text encoder
+(encoders: CLIP text towers, sentence-transformers models) into the class matrix t_c (class_matrix, the one
+builder), and edited per person with undo and reset (session).
 
 Importing this package does not import torch, sentence_transformers or openai; the functions that need them import them.
 """
 
-from kda.knowledge.embed import EmbeddingCache, class_embeddings, embedding_matrix
+from kda.knowledge.class_matrix import (
+    FORMS,
+    ClassMatrix,
+    ClassMatrixBuilder,
+    encode_knowledge,
+    load_class_matrix,
+    save_class_matrix,
+)
 from kda.knowledge.encoders import (
     DEFAULT_TEXT_ENCODER,
     MINILM_TEXT_ENCODER,
@@ -31,12 +39,11 @@ from kda.knowledge.generate import (
     describe_class,
     describe_classes,
     read_class_list,
-    regenerate_class,
 )
+from kda.knowledge.session import KnowledgeSession, NotEditableError
 from kda.knowledge.store import (
     ASPECTS,
     FORMAT,
-    ClassDiff,
     ClassKnowledge,
     Description,
     Knowledge,
@@ -55,13 +62,15 @@ __all__ = [
     "OFFLINE_TEXT_ENCODER",
     "QUESTIONS",
     "TINY_TEXT_ENCODER",
-    "ClassDiff",
     "ClassKnowledge",
     "DescribeResult",
     "Description",
-    "EmbeddingCache",
+    "FORMS",
+    "ClassMatrix",
+    "ClassMatrixBuilder",
     "Knowledge",
     "KnowledgeError",
+    "KnowledgeSession",
     "LLMAuthError",
     "LLMError",
     "LLMKeyMissingError",
@@ -71,17 +80,18 @@ __all__ = [
     "LLMSettings",
     "LLMTimeoutError",
     "LLMUnreachableError",
+    "NotEditableError",
     "TextEncoder",
     "TextEncoderError",
-    "class_embeddings",
+    "encode_knowledge",
     "describe_class",
     "describe_classes",
-    "embedding_matrix",
+    "load_class_matrix",
+    "save_class_matrix",
     "load_knowledge",
     "load_text_encoder",
     "parse_knowledge",
     "parse_spec",
     "read_class_list",
-    "regenerate_class",
     "save_knowledge",
 ]

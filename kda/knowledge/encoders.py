@@ -146,23 +146,24 @@ class TextEncoder:
         return f"{self.id} text encoder"
 
     def fingerprint(self) -> str:
-        """A digest of a few weights: tells a persisted cache whether it was made by these very weights."""
+        """A digest of a few weights: tells whether stored text vectors were made by these very weights."""
         digest = hashlib.sha256()
         for name, tensor in list(self.model.state_dict().items())[-4:]:
             digest.update(name.encode())
             digest.update(tensor.detach().float().cpu().numpy().tobytes())
         return digest.hexdigest()[:16]
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """(N, dim) float32, each row L2-normalised (texts are compared by cosine)."""
+    def encode(self, texts: list[str], normalize: bool = True) -> np.ndarray:
+        """(N, dim) float32, each row L2-normalised (texts are compared by cosine); with `normalize=False` the
+        embeddings before that last step (what the released code averaged into its class vectors)."""
         self.calls += 1
         self.texts_encoded += len(texts)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        return self.forward(list(texts))
+        return self.forward(list(texts), normalize)
 
-    def forward(self, texts: list[str]) -> np.ndarray:
-        """(N, dim) float32 unit rows for N >= 1 texts, without counting."""
+    def forward(self, texts: list[str], normalize: bool = True) -> np.ndarray:
+        """(N, dim) float32 rows (unit unless `normalize` is False) for N >= 1 texts, without counting."""
         raise NotImplementedError
 
 
@@ -173,7 +174,7 @@ class ClipTextEncoder(TextEncoder):
         self.tokenizer = tokenizer
         super().__init__(spec, model)
 
-    def forward(self, texts: list[str]) -> np.ndarray:
+    def forward(self, texts: list[str], normalize: bool = True) -> np.ndarray:
         import torch
 
         # Sorting by length lets each batch be trimmed to its longest text (see `encode_tokens`).
@@ -185,7 +186,7 @@ class ClipTextEncoder(TextEncoder):
                 encode_tokens(self.model, tokens[order[i : i + BATCH_SIZE]]) for i in range(0, len(texts), BATCH_SIZE)
             ]
             out = torch.cat(chunks)[torch.argsort(order)]  # back to input order
-            out = torch.nn.functional.normalize(out.float(), dim=-1)
+            out = torch.nn.functional.normalize(out.float(), dim=-1) if normalize else out.float()
         return out.numpy().astype(np.float32)
 
 
@@ -225,10 +226,14 @@ class SentenceTextEncoder(TextEncoder):
     def description(self) -> str:
         return f"{self.id} text encoder (sentence-transformers, {self.source})"
 
-    def forward(self, texts: list[str]) -> np.ndarray:
+    def forward(self, texts: list[str], normalize: bool = True) -> np.ndarray:
         # encode() sorts by length, batches, masks the padding in the mean pooling and runs without grad.
         vectors = self.model.encode(
-            texts, batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            texts,
+            batch_size=BATCH_SIZE,
+            normalize_embeddings=normalize,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )  # (N, dim)
         return np.asarray(vectors, dtype=np.float32)
 

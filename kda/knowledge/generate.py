@@ -377,15 +377,6 @@ def describe_class(name: str, settings: LLMSettings, client=None, aspects: Seque
     return ClassKnowledge(name, tuple(descriptions))
 
 
-def regenerate_class(knowledge: Knowledge, class_id: str, **settings: Any) -> ClassKnowledge:
-    """Ask the LLM again for one class of `knowledge` (in memory) and store the result there."""
-    class_id = knowledge.resolve(class_id)
-    entry = describe_class(knowledge.get(class_id).name, LLMSettings(**settings))
-    entry = ClassKnowledge(entry.name, tuple(with_file_provenance(d, knowledge.provenance) for d in entry.descriptions))
-    knowledge.set_class(class_id, entry)
-    return entry
-
-
 def file_provenance(settings: LLMSettings) -> dict[str, Any]:
     return {
         "author": settings.model,

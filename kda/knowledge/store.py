@@ -12,7 +12,6 @@ Class ids are the benchmark's spelling (all_class.txt); classes are matched by `
 readable name, the same case-insensitive key the benchmark reader uses, never by position. A description's
 own `author` / `created` / `prompt` override the file-level provenance.
 
-A `Knowledge` remembers the state it was loaded in (`base`), so that edits can be diffed and reset.
 """
 
 from __future__ import annotations
@@ -81,40 +80,16 @@ class ClassKnowledge:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "descriptions": [d.to_json() for d in self.descriptions]}
 
-    def render(self) -> list[str]:
-        """Lines for a human-readable diff."""
-        return [f"name: {self.name}"] + [f"{d.aspect}: {d.text}" for d in self.descriptions]
-
-
-@dataclass(frozen=True)
-class ClassDiff:
-    class_id: str
-    status: str  # "added", "removed" or "changed" relative to the base
-    before: ClassKnowledge | None
-    after: ClassKnowledge | None
-
-    def lines(self) -> list[str]:
-        """A unified diff of the class's texts, base first."""
-        before = self.before.render() if self.before else []
-        after = self.after.render() if self.after else []
-        return list(
-            difflib.unified_diff(before, after, f"base/{self.class_id}", f"edited/{self.class_id}", lineterm="")
-        )
-
 
 @dataclass
 class Knowledge:
-    """The knowledge of one class set. `classes` keeps file order; `base` is what reset and diff compare to."""
+    """The knowledge of one class set: the texts of each class, in file order. Editing with undo and reset is
+    `kda.knowledge.session.KnowledgeSession`'s work; this is the document."""
 
     class_set: str
     classes: dict[str, ClassKnowledge] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
-    base: dict[str, ClassKnowledge] | None = None  # None: snapshot `classes` as they are now
     source: str | None = field(default=None, compare=False)  # file it came from, for messages
-
-    def __post_init__(self) -> None:
-        if self.base is None:
-            self.base = dict(self.classes)
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -163,33 +138,7 @@ class Knowledge:
             raise KnowledgeError(f"{self.label}: no class named {name_or_id!r}{suggest(name_or_id, self.names())}")
         return found
 
-    def align(self, classes: Sequence[Any], allow_extra: bool = True) -> list[str]:
-        """Knowledge class ids for `classes` (names, ids, or objects with `.id` and `.name`), in that order.
-
-        Missing classes are an error; so are knowledge classes outside `classes` unless `allow_extra`.
-        """
-        pairs = [(c, c) if isinstance(c, str) else (c.id, c.name) for c in classes]  # (id, name)
-        found = self.align_optional(pairs)
-        missing = [class_id for (class_id, _), match in zip(pairs, found, strict=True) if match is None]
-        extra = [] if allow_extra else [c for c in self.classes if c not in set(found)]
-        if missing or extra:
-            raise KnowledgeError(self.mismatch_message(missing, extra, [name for _, name in pairs]))
-        return found
-
-    def mismatch_message(self, missing: list[str], extra: list[str], wanted: list[str]) -> str:
-        parts = []
-        if missing:
-            parts.append(f"lacks {len(missing)} of the {len(wanted)} classes asked for: {preview(missing)}")
-        if extra:
-            hint = suggest(extra[0], wanted).replace(" (did you mean", " (is it")
-            parts.append(f"has {len(extra)} unknown classes: {preview(extra)}{hint}")
-        return (
-            f"{self.label} "
-            + "; ".join(parts)
-            + "; fix the class names in the file or use the knowledge of this class set"
-        )
-
-    # -- edits -----------------------------------------------------------------------------------
+    # -- changes -----------------------------------------------------------------------------------
 
     def set_class(self, class_id: str, entry: ClassKnowledge) -> None:
         """Add or replace one class's knowledge (after validating it)."""
@@ -200,96 +149,9 @@ class Knowledge:
                 raise KnowledgeError(f"{self.label}: {name!r} already names class {other!r}; pick another name")
         self.classes[class_id] = entry
 
-    def edit(
-        self, class_id: str, texts: Sequence[str], name: str | None = None, author: str = "user"
-    ) -> ClassKnowledge:
-        """Replace a class's description texts (and optionally its name). Unchanged texts keep their
-        provenance; changed ones are attributed to `author` today; empty texts are dropped."""
-        class_id = self.resolve(class_id)
-        old = self.classes[class_id]
-        descriptions = []
-        for i, text in enumerate(t.strip() for t in texts):
-            previous = old.descriptions[i] if i < len(old.descriptions) else None
-            if not text:
-                continue
-            if previous is not None and previous.text == text:
-                descriptions.append(previous)
-            else:
-                aspect = previous.aspect if previous is not None else "other"
-                descriptions.append(Description(aspect, text, author=author, created=today()))
-        entry = ClassKnowledge((name or old.name).strip(), tuple(descriptions))
-        self.set_class(class_id, entry)
-        return entry
-
-    def set_description(self, class_id: str, index: int, text: str, author: str = "user") -> ClassKnowledge:
-        """Replace the text of one description (by position)."""
-        texts = [d.text for d in self.get(class_id).descriptions]
-        if not 0 <= index < len(texts):
-            raise KnowledgeError(f"{self.label}: class {class_id!r} has {len(texts)} descriptions, no index {index}")
-        texts[index] = text
-        return self.edit(class_id, texts, author=author)
-
-    def add_class(self, name: str, descriptions: Sequence[str | Description] = (), class_id: str | None = None) -> str:
-        """Add a brand-new class by its readable name (its id defaults to the name); returns the id."""
-        name = name.strip()
-        class_id = (class_id or name).strip()
-        if not name:
-            raise KnowledgeError("a new class needs a non-empty name")
-        existing = self.find(class_id) or self.find(name)
-        if existing is not None:
-            raise KnowledgeError(f"{self.label} already has class {existing!r}; edit it instead of adding {name!r}")
-        items = tuple(d if isinstance(d, Description) else Description("other", d.strip()) for d in descriptions)
-        self.set_class(class_id, ClassKnowledge(name, tuple(d for d in items if d.text)))
-        return class_id
-
-    def remove_class(self, class_id: str) -> None:
-        del self.classes[self.resolve(class_id)]
-
-    def reset(self, class_id: str | None = None) -> None:
-        """Back to the base: one class, or everything (classes added since are removed)."""
-        if class_id is None:
-            self.classes = dict(self.base)
-            return
-        class_id = self.resolve(class_id)
-        if class_id not in self.base:
-            raise KnowledgeError(f"{self.label}: class {class_id!r} was added after loading; remove it instead")
-        self.classes[class_id] = self.base[class_id]
-
-    def mark_base(self) -> None:
-        """Make the current state the base (after saving, or when a checkpoint is loaded)."""
-        self.base = dict(self.classes)
-
-    def diff(self, class_id: str | None = None) -> list[ClassDiff]:
-        """What differs from the base: every changed class, or just one (empty list if unchanged)."""
-        ids = list(dict.fromkeys([*self.base, *self.classes]))
-        if class_id is not None:
-            ids = [self.find(class_id) or class_id]
-        out = []
-        for c in ids:
-            before, after = self.base.get(c), self.classes.get(c)
-            if before != after:
-                status = "added" if before is None else "removed" if after is None else "changed"
-                out.append(ClassDiff(c, status, before, after))
-        return out
-
-    def changed(self) -> list[str]:
-        return [d.class_id for d in self.diff()]
-
     def copy(self) -> Knowledge:
         """An independent copy (entries are immutable, so sharing them is safe): one per session."""
-        return Knowledge(self.class_set, dict(self.classes), dict(self.provenance), dict(self.base), self.source)
-
-    def provenance_of(self, class_id: str, index: int) -> dict[str, Any]:
-        """Who wrote description `index` of a class, when, with which prompt (file level unless overridden)."""
-        d = self.get(class_id).descriptions[index]
-        prompts = self.provenance.get("prompts") or {}
-        out = {
-            "author": self.provenance.get("author"),
-            "created": self.provenance.get("created"),
-            "prompt": prompts.get(d.aspect),
-        }
-        out.update({k: getattr(d, k) for k in PROVENANCE_FIELDS if getattr(d, k) is not None})
-        return out
+        return Knowledge(self.class_set, dict(self.classes), dict(self.provenance), self.source)
 
     def to_json(self) -> dict[str, Any]:
         return {

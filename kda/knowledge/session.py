@@ -1,10 +1,11 @@
-"""One person's editable copy of a checkpoint's knowledge, and the class matrix t_c it implies.
+"""One person's editable copy of a checkpoint's knowledge, and the class matrix it implies.
 
-Every change (edit, regenerate, add a class, import, reset, undo) rebuilds t_c only for the classes whose
-texts changed, through the shared embedding cache (so only texts never seen before are encoded) and with
-`kda.knowledge.embed.class_vector`, the same pooling and normalisation training used. A class whose texts
-equal the checkpoint's uses the checkpoint's own row, so *reset* restores predictions exactly. A change that
-fails (bad input, an unreachable LLM) leaves the session as it was.
+The session's verbs (edit, add a class, regenerate, import, reset, undo) are the only way knowledge changes.
+Every change rebuilds the rows of the classes whose texts changed, with the studio's shared
+`ClassMatrixBuilder` (the checkpoint's encoder and form, so an edited row is made exactly as training made
+the others, and only texts never seen before are encoded). A class whose texts equal the checkpoint's gets the
+checkpoint's own row, so *reset* restores predictions exactly. A change that fails (bad input, an unreachable
+LLM) leaves the session as it was.
 """
 
 from __future__ import annotations
@@ -17,68 +18,79 @@ from typing import Any
 import numpy as np
 
 from kda.errors import KdaError
-from kda.knowledge.embed import EmbeddingCache, class_embeddings
+from kda.knowledge.class_matrix import ClassMatrixBuilder
 from kda.knowledge.generate import LLMSettings, describe_class
-from kda.knowledge.store import ClassKnowledge, Knowledge, KnowledgeError, parse_knowledge, with_file_provenance
+from kda.knowledge.store import (
+    ClassKnowledge,
+    Description,
+    Knowledge,
+    KnowledgeError,
+    parse_knowledge,
+    today,
+    with_file_provenance,
+)
+from kda.prediction import Candidates
 
 UNDO_DEPTH = 50  # changes a session can take back
+USER = "user"  # the author of descriptions typed in by hand
 
 
 class NotEditableError(KdaError):
     """The session's knowledge cannot be re-encoded (no texts, or no text encoder)."""
 
 
-class Embedder:
-    """A text encoder and the embedding cache, shared by every session of a studio (thread-safe)."""
-
-    def __init__(self, encoder, cache: EmbeddingCache | None = None):
-        self.encoder = encoder
-        self.cache = cache if cache is not None else EmbeddingCache()
-        self.lock = threading.Lock()
-
-    def __call__(self, knowledge: Knowledge, class_ids: Sequence[str]) -> tuple[dict[str, np.ndarray], int]:
-        """t_c of `class_ids`, and how many texts had to be encoded (the rest came from the cache)."""
-        with self.lock:
-            before = self.cache.texts_encoded
-            vectors = class_embeddings(knowledge, self.encoder, self.cache, class_ids)
-            return vectors, self.cache.texts_encoded - before
+def edited_entry(old: ClassKnowledge, texts: Sequence[str], name: str | None) -> ClassKnowledge:
+    """`old` with its description texts replaced in order (and optionally its name). Unchanged texts keep their
+    provenance, changed ones are attributed to the user today, empty ones are dropped."""
+    descriptions = []
+    for i, text in enumerate(t.strip() for t in texts):
+        previous = old.descriptions[i] if i < len(old.descriptions) else None
+        if not text:
+            continue
+        if previous is not None and previous.text == text:
+            descriptions.append(previous)
+        else:
+            aspect = previous.aspect if previous is not None else "other"
+            descriptions.append(Description(aspect, text, author=USER, created=today()))
+    return ClassKnowledge((name or old.name).strip(), tuple(descriptions))
 
 
 @dataclass(frozen=True)
 class Snapshot:
     classes: dict[str, ClassKnowledge]
     seen: dict[str, bool]
-    vectors: dict[str, np.ndarray]
+    rows: dict[str, np.ndarray]
 
 
 class KnowledgeSession:
-    """`class_ids`, `names`, `seen` and `matrix` (C, E) describe the candidate classes as they stand now."""
+    """`class_ids`, `names`, `seen` and `class_matrix` (C, E) describe the candidate classes as they stand now;
+    `base` is the checkpoint's knowledge, which reset returns to."""
 
     def __init__(
         self,
         knowledge: Knowledge,
-        vectors: np.ndarray,
+        class_matrix: np.ndarray,
         seen: Sequence[bool],
-        embedder: Embedder | None = None,
+        builder: ClassMatrixBuilder | None = None,
         why_not_editable: str = "",
     ):
         self.knowledge = knowledge.copy()
-        self.knowledge.mark_base()
-        self.base_vectors = {c: v for c, v in zip(knowledge.class_ids, vectors, strict=True)}
-        self.vectors = dict(self.base_vectors)
+        self.base = dict(knowledge.classes)
+        self.base_rows = {c: v for c, v in zip(knowledge.class_ids, class_matrix, strict=True)}
+        self.rows = dict(self.base_rows)
         self.seen_by_id = {c: bool(s) for c, s in zip(knowledge.class_ids, seen, strict=True)}
-        self.embedder = embedder
-        self.why_not_editable = why_not_editable if embedder is None else ""
+        self.builder = builder
+        self.why_not_editable = why_not_editable if builder is None else ""
         self.history: list[Snapshot] = []
         self.version = 0
-        self.last_encoded = 0  # texts the last change encoded (cache misses)
+        self.last_encoded = 0  # texts the last change encoded (encoder work, not cache hits)
         self.lock = threading.RLock()  # one person can fire two events at once (two tabs, a double click)
 
     # -- what the model compares videos with --------------------------------------------------------
 
     @property
     def editable(self) -> bool:
-        return self.embedder is not None
+        return self.builder is not None
 
     @property
     def class_ids(self) -> list[str]:
@@ -93,30 +105,52 @@ class KnowledgeSession:
         return np.array([self.seen_by_id[c] for c in self.class_ids], dtype=bool)
 
     @property
-    def matrix(self) -> np.ndarray:
-        return np.stack([self.vectors[c] for c in self.class_ids]).astype(np.float32)  # (C, E)
+    def class_matrix(self) -> np.ndarray:
+        return np.stack([self.rows[c] for c in self.class_ids]).astype(np.float32)  # (C, E)
+
+    def candidates(self) -> Candidates:
+        """The classes as they stand now, for `kda.prediction`."""
+        return Candidates(self.class_ids, self.names, self.seen, self.class_matrix)
 
     def entry(self, class_id: str) -> ClassKnowledge:
         return self.knowledge.get(class_id)
+
+    def changed(self) -> list[str]:
+        """Classes whose texts differ from the checkpoint's, added classes included."""
+        return [c for c, entry in self.knowledge.classes.items() if self.base.get(c) != entry]
 
     # -- changes --------------------------------------------------------------------------------------
 
     def edit(self, class_id: str, texts: Sequence[str], name: str | None = None) -> ClassKnowledge:
         """Replace a class's descriptions (in order; empty ones are dropped) and optionally its name."""
         class_id = self.knowledge.resolve(class_id)
-        return self.change(lambda: self.knowledge.edit(class_id, texts, name=name), [class_id])
+
+        def edit() -> ClassKnowledge:
+            entry = edited_entry(self.knowledge.classes[class_id], texts, name)
+            self.knowledge.set_class(class_id, entry)
+            return entry
+
+        return self.change(edit, [class_id])
 
     def add_class(self, name: str, descriptions: Sequence[str] = ()) -> str:
-        """A new class by its readable name: an unseen candidate at once (described by `descriptions`, or by
-        its name alone until it is described)."""
+        """A new class by its readable name (also its id): an unseen candidate at once, described by
+        `descriptions`, or by its name alone until it is described."""
+        name = name.strip()
+        if not name:
+            raise KnowledgeError("a new class needs a non-empty name")
+        existing = self.knowledge.find(name)
+        if existing is not None:
+            raise KnowledgeError(
+                f"{self.knowledge.label} already has class {existing!r}; edit it instead of adding {name!r}"
+            )
 
         def add() -> str:
-            class_id = self.knowledge.add_class(name, descriptions)
-            self.seen_by_id[class_id] = False
-            return class_id
+            entries = (Description("other", d.strip(), author=USER, created=today()) for d in descriptions)
+            self.knowledge.set_class(name, ClassKnowledge(name, tuple(d for d in entries if d.text)))
+            self.seen_by_id[name] = False
+            return name
 
-        before = set(self.class_ids)
-        return self.change(add, lambda: [c for c in self.class_ids if c not in before])
+        return self.change(add, [name])
 
     def regenerate(self, class_ids: Sequence[str], settings: LLMSettings) -> list[str]:
         """Ask the LLM the paper's three questions again for each class; all or nothing."""
@@ -165,13 +199,18 @@ class KnowledgeSession:
         """Back to the checkpoint's knowledge: one class, or everything (added classes are removed)."""
         if class_id is not None:
             class_id = self.knowledge.resolve(class_id)
+            if class_id not in self.base:
+                raise KnowledgeError(f"class {class_id!r} was added in this session; there is nothing to reset it to")
 
         def reset() -> None:
-            self.knowledge.reset(class_id)
+            if class_id is None:
+                self.knowledge.classes = dict(self.base)
+            else:
+                self.knowledge.classes[class_id] = self.base[class_id]
             self.seen_by_id = {c: self.seen_by_id[c] for c in self.class_ids}
-            self.vectors = {c: v for c, v in self.vectors.items() if c in self.seen_by_id}
+            self.rows = {c: v for c, v in self.rows.items() if c in self.seen_by_id}
 
-        self.change(reset, [class_id] if class_id else list(self.base_vectors), needs_encoder=False)
+        self.change(reset, [class_id] if class_id else list(self.base_rows), needs_encoder=False)
 
     def undo(self) -> bool:
         """Take back the last change; False when there is none."""
@@ -190,23 +229,22 @@ class KnowledgeSession:
             raise NotEditableError(f"this checkpoint's knowledge cannot be edited: {self.why_not_editable}")
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(dict(self.knowledge.classes), dict(self.seen_by_id), dict(self.vectors))
+        return Snapshot(dict(self.knowledge.classes), dict(self.seen_by_id), dict(self.rows))
 
     def restore(self, snapshot: Snapshot) -> None:
         self.knowledge.classes = dict(snapshot.classes)
         self.seen_by_id = dict(snapshot.seen)
-        self.vectors = dict(snapshot.vectors)
+        self.rows = dict(snapshot.rows)
 
-    def change(self, apply: Callable[[], Any], touched, needs_encoder: bool = True):
-        """Run `apply`, then rebuild t_c of the `touched` classes (a list, or a function giving it after
-        `apply`); on any error, put everything back as it was."""
+    def change(self, apply: Callable[[], Any], touched: list[str], needs_encoder: bool = True):
+        """Run `apply`, then rebuild the rows of the `touched` classes; on any error, put everything back."""
         if needs_encoder:
             self.require_editable()
         with self.lock:
             before = self.snapshot()
             try:
                 result = apply()
-                self.refresh(touched() if callable(touched) else touched)
+                self.refresh(touched)
             except BaseException:
                 self.restore(before)
                 raise
@@ -215,13 +253,12 @@ class KnowledgeSession:
             return result
 
     def refresh(self, class_ids: Sequence[str]) -> None:
-        """t_c of `class_ids`: the checkpoint's row when the class is as the checkpoint has it, else encoded."""
-        base = self.knowledge.base
+        """Rows of `class_ids`: the checkpoint's row when the class is as the checkpoint has it, else built."""
         present = [c for c in class_ids if c in self.knowledge]
-        changed = [c for c in present if not (c in self.base_vectors and base.get(c) == self.knowledge.classes[c])]
-        self.vectors.update({c: self.base_vectors[c] for c in present if c not in changed})
+        changed = [c for c in present if not (c in self.base_rows and self.base.get(c) == self.knowledge.classes[c])]
+        self.rows.update({c: self.base_rows[c] for c in present if c not in changed})
         self.last_encoded = 0
         if changed:
             self.require_editable()
-            vectors, self.last_encoded = self.embedder(self.knowledge, changed)
-            self.vectors.update(vectors)
+            rows, self.last_encoded = self.builder.rows(self.knowledge, changed)
+            self.rows.update(rows)

@@ -1,0 +1,106 @@
+"""A person's knowledge session: the one set of edit verbs, what each does to the texts and to the class matrix,
+reset back to the checkpoint's knowledge, and rows built in the checkpoint's own form."""
+
+import datetime
+
+import numpy as np
+import pytest
+
+from kda.knowledge import TINY_TEXT_ENCODER, ClassMatrixBuilder, KnowledgeError, load_text_encoder, parse_knowledge
+from kda.knowledge.class_matrix import RAW_MEAN, UNIT, encode_knowledge
+from kda.knowledge.session import KnowledgeSession
+
+DOCUMENT = {
+    "format": "kda-knowledge/1",
+    "class_set": "test",
+    "provenance": {"author": "someone", "created": "2026-11-25"},
+    "classes": {
+        "ApplyEyeMakeup": {
+            "name": "Apply Eye Makeup",
+            "descriptions": [
+                {"aspect": "introduction", "text": "Putting makeup on the eyes."},
+                {"aspect": "visual", "text": "A brush near an eyelid."},
+                {"aspect": "auditory", "text": "Quiet talking.", "author": "editor", "created": "2026-11-26"},
+            ],
+        },
+        "Archery": {"name": "Archery", "descriptions": [{"aspect": "visual", "text": "A bow and a target."}]},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_text_encoder(TINY_TEXT_ENCODER)
+
+
+def session_of(encoder, form: str = UNIT) -> KnowledgeSession:
+    """A session as a checkpoint of `form` would start it: rows built by training's own code."""
+    knowledge = parse_knowledge(DOCUMENT)
+    matrix = encode_knowledge(knowledge, encoder, form)
+    builder = ClassMatrixBuilder(encoder, form)
+    assert builder.seed(matrix.text_vectors)
+    return KnowledgeSession(knowledge, matrix.vectors, [True, False], builder)
+
+
+def test_edit_keeps_the_provenance_of_unchanged_texts(encoder):
+    session = session_of(encoder)
+    old = session.entry("ApplyEyeMakeup").descriptions
+    entry = session.edit("apply eye makeup", [old[0].text, "Mascara on lashes.", old[2].text, "An extra note."])
+    assert entry.descriptions[0] is old[0] and entry.descriptions[2] is old[2]
+    assert entry.descriptions[1].aspect == "visual" and entry.descriptions[1].author == "user"
+    assert entry.descriptions[1].created == datetime.date.today().isoformat()
+    assert entry.descriptions[3].aspect == "other"
+    assert session.knowledge.texts("ApplyEyeMakeup")[2] == "Mascara on lashes."
+    assert session.last_encoded == 2 and session.changed() == ["ApplyEyeMakeup"]
+
+
+@pytest.mark.parametrize("form", [UNIT, RAW_MEAN])
+def test_an_edited_row_is_built_like_the_checkpoints_rows(encoder, form):
+    session = session_of(encoder, form)
+    texts = ["A person paints the eyelids.", "Brushes and powder.", "Soft music."]
+    session.edit("ApplyEyeMakeup", texts)
+    vectors = encoder.encode(["Apply Eye Makeup", *texts], normalize=form == UNIT)
+    mean = vectors.mean(axis=0)
+    expected = mean / np.linalg.norm(mean) if form == UNIT else mean
+    np.testing.assert_allclose(session.class_matrix[0], expected, atol=1e-5)
+    # the other row keeps the checkpoint's scale: a raw-mean matrix is never half unit rows
+    norms = np.linalg.norm(session.class_matrix, axis=1)
+    assert norms == pytest.approx([1.0, 1.0], abs=1e-4) if form == UNIT else not np.allclose(norms, 1.0, atol=1e-2)
+
+
+def test_reset_returns_the_checkpoints_texts_and_rows_exactly(encoder):
+    session = session_of(encoder)
+    base = session.class_matrix.copy()
+    session.edit("Archery", ["A bow, an arrow and a straw target."])
+    added = session.add_class("Playing Theremin", ["An electronic instrument played without touch."])
+    assert added == "Playing Theremin" and session.changed() == ["Archery", "Playing Theremin"]
+    assert session.seen.tolist() == [True, False, False]  # a new class is an unseen candidate at once
+    session.reset("archery")
+    assert session.changed() == ["Playing Theremin"]
+    np.testing.assert_array_equal(session.class_matrix[:2], base)
+    with pytest.raises(KnowledgeError, match="was added in this session"):
+        session.reset("Playing Theremin")
+    session.reset()
+    assert session.class_ids == ["ApplyEyeMakeup", "Archery"] and session.changed() == []
+    np.testing.assert_array_equal(session.class_matrix, base)
+    assert session.undo() and session.class_ids == ["ApplyEyeMakeup", "Archery", "Playing Theremin"]
+
+
+def test_add_class_rejects_taken_and_empty_names_and_changes_nothing(encoder):
+    session = session_of(encoder)
+    with pytest.raises(KnowledgeError, match="already has class 'ApplyEyeMakeup'"):
+        session.add_class("apply eye makeup")
+    with pytest.raises(KnowledgeError, match="non-empty name"):
+        session.add_class("  ")
+    assert session.version == 0 and session.class_ids == ["ApplyEyeMakeup", "Archery"]
+
+
+def test_sessions_are_independent(encoder):
+    knowledge = parse_knowledge(DOCUMENT)
+    matrix = encode_knowledge(knowledge, encoder)
+    builder = ClassMatrixBuilder(encoder)
+    mine, yours = (KnowledgeSession(knowledge, matrix.vectors, [True, False], builder) for _ in range(2))
+    mine.edit("Archery", ["Changed in my session only."])
+    assert yours.knowledge.texts("Archery")[1] == "A bow and a target." and yours.changed() == []
+    assert knowledge.texts("Archery")[1] == "A bow and a target."
+    np.testing.assert_array_equal(yours.class_matrix, matrix.vectors)
