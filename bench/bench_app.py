@@ -9,7 +9,7 @@ driven through its named API endpoints with `gradio_client`, each figure with a 
   (/edit then /similarity), against `session.edit` + `classify_features` (+ `similarity`) in this process;
 * t-SNE maps (/embeddings): first call and cached (second call), and the first call against the library.
 
-Prints figures, ratios and which ones exceed their budget in ../shared/docs/PRODUCT.md ("Budgets"); asserts
+Prints figures, ratios and which ones exceed their budget in README.md ("Budgets"); asserts
 nothing. Loopback only; every wait is bounded; the app is stopped at the end, also on error.
 
     python bench/bench_app.py [--starts 2] [--repeat 3] [--cheap 7]
@@ -40,7 +40,7 @@ READY_TIMEOUT = 180.0  # seconds for the app (or the baseline) to be ready
 CALL_TIMEOUT = 300.0  # seconds for one API call (the first classify builds the extractor's backbones)
 APP_ENV = {"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}  # no LLM: nothing here leaves the machine
 
-# PRODUCT.md "Budgets" (CPU, 2 cores), in seconds
+# README.md "Budgets" (CPU, 2 cores), in seconds
 BUDGET_START, BUDGET_CLASSIFY, BUDGET_EDIT, BUDGET_TSNE = 15.0, 3.0, 0.5, 10.0
 
 BASELINE_START = f"""
@@ -260,11 +260,11 @@ def main() -> None:
                 app.stop()
     print(f"after: {load()}")
     if over:
-        print("OVER BUDGET (PRODUCT.md 'Budgets'):")
+        print("OVER BUDGET (README.md 'Budgets'):")
         for item in over:
             print(f"  {item}")
     else:
-        print("every figure with a PRODUCT.md budget is within it")
+        print("every figure with a README.md budget is within it")
 
 
 if __name__ == "__main__":

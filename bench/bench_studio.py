@@ -4,7 +4,7 @@
 * edit one class's descriptions -> new prediction, against re-encoding every class (same run, same encoder);
 * the four embedding maps of the reference sample (t-SNE and PCA), first call and cached.
 
-Prints figures and ratios; asserts nothing (budgets live in ../shared/docs/PRODUCT.md).
+Prints figures and ratios; asserts nothing (budgets live in README.md, "Budgets").
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ MAX_RESUMES = 5  # an interrupted transfer is resumed (HTTP Range) at most this 
 SPACE_MARGIN_BYTES = 64 << 20  # keep this much free beyond what a download or unpack needs
 UNPACKED_MARKER = ".kda-unpacked.json"
 
-# Published test results on the same benchmarks, (HM, ZSL) in percent (facts from docs/KDA_METHOD.md):
+# Published test results on the same benchmarks, (HM, ZSL) in percent (facts from docs/METHOD.md):
 # method -> setting -> dataset. ClipClap-GZSL used CLIP + CLAP features on the cls splits.
 PUBLISHED = {
     "AVCA": {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "checkpoints" / "demo-ucf-cls"
-READY_TIMEOUT = 180.0  # seconds from start to the first page; PRODUCT.md's budget is 15 s, CI machines are slower
+READY_TIMEOUT = 180.0  # seconds from start to the first page; the README's budget is 15 s, CI machines are slower
 
 
 def free_port() -> int:

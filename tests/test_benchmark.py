@@ -13,7 +13,7 @@ from kda.benchmark import (
 )
 from kda.synth import SynthConfig, write_synthetic_benchmark
 
-# Class counts of the public splits (seen-train / val-unseen / test-seen / test-unseen), from KDA_METHOD.md.
+# Class counts of the public splits (seen-train / val-unseen / test-seen / test-unseen), from docs/METHOD.md.
 COUNTS = {
     ("VGGSound", "main"): (138, 69, 207, 69),
     ("VGGSound", "cls"): (138, 69, 207, 64),

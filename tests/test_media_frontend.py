@@ -1,5 +1,5 @@
 """The benchmark's preprocessing, checked against plain references written here from the facts in
-docs/AVCA_CLS_EXTRACTION.md (not from kda's code): VGGish's log-mel front end, and the C3D frame
+docs/EXTRACTION.md (not from kda's code): VGGish's log-mel front end, and the C3D frame
 pipeline (inverted BGR, PIL bilinear resize to 128x171, crop at row 8 column 30, normalise)."""
 
 import math

@@ -1,7 +1,7 @@
 """C3D (Tran et al., ICCV 2015) fc7 features as the AVCA *cls* features were made.
 
 The frame preprocessing reproduces the benchmark's torchvision pipeline on OpenCV frames, quirks
-included (docs/AVCA_CLS_EXTRACTION.md, "Visual"); the network's parameter names are those of the
+included (docs/EXTRACTION.md, "Visual"); the network's parameter names are those of the
 public Sports-1M PyTorch file (`conv1.weight` ... `fc8.bias`).
 """
 

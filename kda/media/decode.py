@@ -296,8 +296,8 @@ def open_video(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Video:
 
 
 def read_audio(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Audio:
-    """The audio track as mono float32 at 16 kHz, made as the benchmark made it (docs/AVCA_CLS_EXTRACTION.md,
-    "Audio" steps 1-2) up to the documented approximations below. The track is held as float32 at its native
+    """The audio track as mono float32 at 16 kHz, made as the benchmark made it (docs/EXTRACTION.md,
+    "Audio" steps 1-3) up to the documented approximations below. The track is held as float32 at its native
     rate up to EXACT_RESAMPLE_MAX_S and at 16 kHz beyond, so a long file never costs its native-rate size;
     decoding itself peaks higher (about 170 MiB for a 10-minute file, tests/test_media_decode.py)."""
     path = check_file(path, limits)

@@ -1,7 +1,7 @@
 """VGGish audio embeddings as the AVCA *cls* features were made: VGGish's own log-mel front end, the
 network (parameter names of the torchvggish release), and the AudioSet PCA + 8-bit post-processing.
 
-Every step follows docs/AVCA_CLS_EXTRACTION.md ("Audio"); the quirks are commented where they happen.
+Every step follows docs/EXTRACTION.md ("Audio"); the quirks are commented where they happen.
 """
 
 from __future__ import annotations
