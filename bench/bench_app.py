@@ -7,7 +7,9 @@ driven through its named API endpoints with `gradio_client`, each figure with a 
   classification as a direct `kda.studio.Studio` call in this process;
 * edit one class's description -> new prediction (/edit), and -> new prediction + similarity heatmap
   (/edit then /similarity), against `session.edit` + `classify_features` (+ `similarity`) in this process;
-* t-SNE maps (/embeddings): first call and cached (second call), and the first call against the library.
+* t-SNE maps (/embeddings): first call and cached (second call), and the first call against the library;
+* N classifications at once (N = 1, 2, 4 threads calling `Studio.classify` on a 10 s 360p clip made by ffmpeg,
+  one studio, so one set of networks) against one classification alone, and what that makes of the cores.
 
 Prints figures, ratios and which ones exceed their budget in README.md ("Budgets"); asserts
 nothing. Loopback only; every wait is bounded; the app is stopped at the end, also on error.
@@ -19,12 +21,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +44,8 @@ TOP_K = 5
 READY_TIMEOUT = 180.0  # seconds for the app (or the baseline) to be ready
 CALL_TIMEOUT = 300.0  # seconds for one API call (the first classify builds the extractor's backbones)
 APP_ENV = {"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}  # no LLM: nothing here leaves the machine
+AT_ONCE = (1, 2, 4)  # classifications running at the same time
+CLIP_SECONDS, CLIP_SIZE, CLIP_FPS = 10, "640x360", 25  # the clip PRODUCT.md's classify budget is for
 
 # README.md "Budgets" (CPU, 2 cores), in seconds
 BUDGET_START, BUDGET_CLASSIFY, BUDGET_EDIT, BUDGET_TSNE = 15.0, 3.0, 0.5, 10.0
@@ -229,6 +236,75 @@ def bench_tsne(studio, client, repeat: int) -> None:
     budget("t-SNE via API, first call", *first, BUDGET_TSNE, what)
 
 
+def make_clip(folder: Path) -> Path:
+    """A CLIP_SECONDS H.264 + AAC stereo clip of a moving test pattern and a tone."""
+    path = folder / "clip_360p.mp4"
+    args = [
+        *["-f", "lavfi", "-i", f"testsrc2=size={CLIP_SIZE}:rate={CLIP_FPS}:duration={CLIP_SECONDS}"],
+        *["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={CLIP_SECONDS}"],
+        *["-ac", "2", "-c:v", "libx264", "-preset", "fast", "-pix_fmt", "yuv420p", "-c:a", "aac"],
+    ]
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args, str(path)], check=True)
+    return path
+
+
+def at_once(studio, path: Path, n: int) -> tuple[float, list]:
+    """Seconds from starting `n` threads that each classify `path` (each its own session) to the last result."""
+    sessions = [studio.new_session() for _ in range(n)]
+    ready = threading.Barrier(n + 1)  # the clock starts once every thread is up
+
+    def classify(session):
+        ready.wait()
+        return studio.classify(path, session, top_k=TOP_K)
+
+    with ThreadPoolExecutor(n) as pool:
+        futures = [pool.submit(classify, session) for session in sessions]
+        ready.wait()
+        start = time.perf_counter()
+        predictions = [f.result(timeout=CALL_TIMEOUT) for f in futures]
+    return time.perf_counter() - start, predictions
+
+
+def bench_at_once(studio, folder: Path, repeat: int) -> None:
+    """N classifications at once through one studio against one alone, measured here and now."""
+    import torch
+
+    if shutil.which("ffmpeg") is None:
+        print("N classifications at once: skipped, ffmpeg is not installed")
+        return
+    path = make_clip(folder)
+    studio.classify(path)  # untimed: the networks are built and every first-use cost is paid
+    cores, threads = os.cpu_count(), torch.get_num_threads()
+    print(
+        f"N classifications of a {CLIP_SECONDS} s {CLIP_SIZE} clip at once (threads calling Studio.classify, one "
+        f"studio; {studio.weights} weights, C3D cap {studio.max_clips}; {cores} cores, torch {threads} threads), "
+        f"best of {repeat}, against one alone:"
+    )
+    walls = {n: [] for n in AT_ONCE}
+    tops = set()
+    for _ in range(repeat):  # alternated, so that a change of the machine's load hits every N alike
+        for n in AT_ONCE:
+            wall, predictions = at_once(studio, path, n)
+            walls[n].append(wall)
+            tops |= {p.gzsl[0].class_id for p in predictions}
+    one = min(walls[1])
+    gains = {}
+    for n in AT_ONCE:
+        wall = min(walls[n])
+        gains[n] = n * one / wall  # videos per second, against one at a time
+        print(
+            f"  N={n}: all done in {seconds(wall):>8} ({seconds(wall / n)} a video); one alone {seconds(one)}: "
+            f"each waits {wall / one:.2f}x as long, {gains[n]:.2f}x the videos per second"
+        )
+    best, most = max(gains, key=gains.get), max(AT_ONCE)
+    overlap = "calls overlap (decoding beside the networks)" if gains[best] >= 1.2 else "one call already fills them"
+    print(f"  same top class in every call: {len(tops) == 1}")
+    print(
+        f"  what {cores} cores allow: at most {gains[best]:.2f}x the throughput of one at a time (N={best}), as "
+        f"{overlap}; at N={most} each caller waits {min(walls[most]) / one:.2f}x as long as alone"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--starts", type=int, default=2, help="app starts (each with its own baseline)")
@@ -251,6 +327,7 @@ def main() -> None:
             bench_classify(studio, server.client(downloads / "classify"), args.repeat, args.cheap)
             bench_edit(studio, server.client(downloads / "edit"), args.cheap)
             bench_tsne(studio, server.client(downloads / "tsne"), args.repeat)
+            bench_at_once(studio, Path(folder), args.repeat)
         except BaseException:
             if running:
                 print(f"app log (tail):\n{running[-1].log_tail()}", file=sys.stderr)

@@ -47,5 +47,6 @@ def main() -> None:
         print(f"texts encoded for the edit: {encoded}")
     timed(f"build all {len(knowledge)} rows with a new builder", ClassMatrixBuilder(encoder).rows, knowledge)
 
+
 if __name__ == "__main__":
     main()

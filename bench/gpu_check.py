@@ -22,11 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kda.benchmark import load_benchmark  # noqa: E402
-from kda.class_vectors import load_vectors  # noqa: E402
 from kda.evaluation import evaluate  # noqa: E402
+from kda.knowledge.class_matrix import load_class_matrix  # noqa: E402
 from kda.losses import loss_preset  # noqa: E402
 from kda.media.backbones import load_backbone  # noqa: E402
-from kda.media.pipeline import ExtractOptions, Networks, extract_many, video_inputs  # noqa: E402
+from kda.media.pipeline import ExtractOptions, Networks, VisualChunk, extract_many, video_inputs  # noqa: E402
 from kda.settings import get_setting  # noqa: E402
 from kda.synth import SynthConfig, write_synthetic_benchmark  # noqa: E402
 from kda.train import TrainConfig, run_stage  # noqa: E402
@@ -78,9 +78,9 @@ def training(cuda, folder: Path) -> None:
     root = folder / "ucf"
     write_synthetic_benchmark(root, "UCF", "cls", SynthConfig(train_videos=110, eval_videos=4))
     bench = load_benchmark(root, "UCF", "cls")
-    knowledge = load_vectors(root / "knowledge_vectors.npz").bind(bench.classes, known=bench.all_classes)
+    class_matrix = load_class_matrix(root / "knowledge_vectors.npz").bind(bench.classes, known=bench.all_classes)
     stage = bench.stage(1)
-    model_cfg = get_setting("cls").model_config(embed_dim=knowledge.vectors.shape[1])
+    model_cfg = get_setting("cls").model_config(embed_dim=class_matrix.vectors.shape[1])
     for name, cfg in (
         ("cls, batch 256, one pass", TrainConfig(epochs=2)),
         ("cls, batch 2048 x 50 (released epoch)", TrainConfig(epochs=2, batch_size=2048, batches_per_epoch=50)),
@@ -90,7 +90,7 @@ def training(cuda, folder: Path) -> None:
             start = time.perf_counter()
             model, log, _ = run_stage(
                 stage,
-                knowledge.vectors,
+                class_matrix.vectors,
                 model_cfg,
                 loss_preset("kda"),
                 cfg,
@@ -104,8 +104,8 @@ def training(cuda, folder: Path) -> None:
             print(
                 f"train {name} on {device}: {seconds:.2f} s/epoch ({len(stage.train)} videos), val HM {log[-1].metrics['hm']:.2f}"
             )
-        ev_cpu = evaluate(model.cpu(), stage.evaluation, knowledge.vectors, stage.seen, stage.unseen)
-        ev_gpu = evaluate(model.to(cuda), stage.evaluation, knowledge.vectors, stage.seen, stage.unseen)
+        ev_cpu = evaluate(model.cpu(), stage.evaluation, class_matrix.vectors, stage.seen, stage.unseen)
+        ev_gpu = evaluate(model.to(cuda), stage.evaluation, class_matrix.vectors, stage.seen, stage.unseen)
         print(f"  evaluate CPU vs CUDA: max |distance diff| {np.abs(ev_cpu.distances - ev_gpu.distances).max():.2e}")
 
 
@@ -123,7 +123,8 @@ def extraction(cuda, folder: Path) -> None:
         paths[f"v{i}"] = path
     options = ExtractOptions("cls", max_clips=None, max_examples=64)
     start = time.perf_counter()
-    clips = sum(sum(len(p) for k, p in video_inputs(path, options) if k == "visual") for path in paths.values())
+    chunks = (c for path in paths.values() for c in video_inputs(path, options))
+    clips = sum(len(c.inputs) for c in chunks if isinstance(c, VisualChunk))
     decode = time.perf_counter() - start
     print(f"decode + preprocess only, 1 process: {len(paths) / decode:.2f} videos/s, {clips / decode:.1f} clips/s")
     cpu, gpu = {}, {}

@@ -34,7 +34,7 @@ PUBLIC_API = {
     "load_class_matrix": "kda.knowledge.class_matrix",
     # features
     "extract_video": "kda.media.extract",
-    "extract_dataset": "kda.media.extract",
+    "extract_dataset": "kda.media.dataset",
     "get_setting": "kda.settings",
     "list_settings": "kda.settings",
     # the method: model, losses, training, evaluation

@@ -13,7 +13,6 @@ prediction's notes say that predictions for uploaded videos then mean nothing.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,8 @@ from kda.knowledge.session import KnowledgeSession
 from kda.knowledge.store import ClassKnowledge, Knowledge
 from kda.losses import LossConfig
 from kda.media.decode import DEFAULT_LIMITS, Limits
-from kda.media.extract import DEFAULT_MAX_CLIPS, DEFAULT_MAX_EXAMPLES, Progress, VideoFeatures, extract_video
+from kda.media.extract import DEFAULT_MAX_CLIPS, VideoExtractor
+from kda.media.pipeline import DEFAULT_MAX_EXAMPLES, ExtractOptions, NetworkOptions, Progress, VideoFeatures
 from kda.model import check_dims
 from kda.prediction import EXTRACTION, NO_AUDIO, OFFLINE_EXTRACTOR, Note, Prediction, predict
 
@@ -55,12 +55,15 @@ class Studio:
         self.model = checkpoint.model.to(self.device).eval()
         # Synthetic features ('none') have no extractor of their own: offline weights keep the path runnable.
         self.weights = "pretrained" if checkpoint.feature_weights == "pretrained" else "offline"
-        self.limits, self.max_examples = limits, max_examples
         self.max_clips = max_clips or (OFFLINE_MAX_CLIPS if self.offline else DEFAULT_MAX_CLIPS)
+        # Its networks are built by the first extraction (a checkpoint without an extractor still loads).
+        self.extractor = VideoExtractor(
+            ExtractOptions(checkpoint.setting, self.max_clips, max_examples, limits=limits),
+            NetworkOptions(self.weights, self.device),
+        )
         self.loss = LossConfig(**{**LossConfig().to_dict(), **checkpoint.provenance.get("loss", {})})
         self.builder, self.why_not_editable = self.load_builder(text_encoder)
         self.base = self.new_session()  # read-only view for callers that pass no session
-        self.lock = threading.Lock()
         self.sample_embeddings: np.ndarray | None = None  # rho_av of the reference sample, made once
 
     @classmethod
@@ -123,18 +126,9 @@ class Studio:
     # -- classification -------------------------------------------------------------------------------
 
     def extract(self, path: str | Path, progress: Progress | None = None) -> VideoFeatures:
-        """The checkpoint's features of one video, in memory."""
-        with self.lock:  # the first call builds the backbones; building them twice at once wastes minutes
-            return extract_video(
-                path,
-                self.checkpoint.setting,
-                weights=self.weights,
-                max_clips=self.max_clips,
-                max_examples=self.max_examples,
-                limits=self.limits,
-                device=self.device,
-                progress=progress,
-            )
+        """The checkpoint's features of one video, in memory. Any number of calls may run at once: they share
+        the extractor's networks, built once by the first."""
+        return self.extractor.extract(path, progress)
 
     def classify(
         self,

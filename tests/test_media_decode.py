@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,3 +223,26 @@ def test_limit_messages_say_seconds_under_a_minute():
     from kda.media.decode import span
 
     assert [span(s) for s in (10, 15.04, 59.4, 60, 300, 630)] == ["10 s", "15 s", "59 s", "1 min", "5 min", "10.5 min"]
+
+
+def test_first_resamples_in_several_threads_at_once():
+    """librosa loads resampy lazily; in a fresh process, four first resamples at once must all succeed."""
+    code = """
+import threading
+import numpy as np
+from kda.media.decode import resample
+errors = []
+def run():
+    try:
+        assert resample(np.zeros(44100, np.float32), 44100).shape == (16000,)
+    except Exception as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=run) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors)
+"""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -5,7 +5,9 @@ and devices resolve in one place. Real videos made by ffmpeg, real (offline-weig
 import csv
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -17,8 +19,10 @@ from media_factory import needs_ffmpeg, write_clip
 from kda.cli import main
 from kda.device import DeviceError, resolve_device
 from kda.errors import KdaError
+from kda.media import extract as extract_module
 from kda.media import extract_video
-from kda.media.extract import CACHE_DIR, SHARDS_DIR, in_shard, parse_shard
+from kda.media.dataset import SHARDS_DIR, in_shard, parse_shard
+from kda.media.extract import CACHE_DIR, VideoExtractor
 from kda.media.pipeline import ExtractOptions, Networks, extract_many
 
 pytestmark = [pytest.mark.media, needs_ffmpeg]
@@ -87,6 +91,36 @@ def test_workers_and_batches_give_the_one_at_a_time_features(videos):
         np.testing.assert_allclose(many.visual, one.visual, rtol=1e-4, atol=1e-4)
         np.testing.assert_array_equal(many.audio, one.audio)  # quantised to whole numbers: exactly equal
         assert many.visual_units == one.visual_units and many.notes == one.notes
+
+
+class CountedNetworks(Networks):
+    """Networks that count their builds, each slow enough that two first calls at once would both build."""
+
+    builds = 0
+    lock = threading.Lock()
+
+    def __init__(self, *args, **kwargs):
+        with CountedNetworks.lock:
+            CountedNetworks.builds += 1
+        time.sleep(0.5)
+        super().__init__(*args, **kwargs)
+
+
+def test_an_extractor_builds_once_and_threads_extract_through_it_at_once(videos, monkeypatch):
+    folder, _, rows = videos
+    paths = [folder / name for name, _ in rows[::3]]  # one video of each colour
+    monkeypatch.setattr(extract_module, "Networks", CountedNetworks)
+    monkeypatch.setattr(CountedNetworks, "builds", 0)
+    extractor = VideoExtractor.of("cls", weights="offline", max_clips=1, max_examples=2)
+    with ThreadPoolExecutor(len(paths)) as pool:  # four first calls at once, on a fresh extractor
+        together = list(pool.map(extractor.extract, paths))
+    one_by_one = [extractor.extract(p) for p in paths]
+    assert CountedNetworks.builds == 1 and isinstance(extractor.built, CountedNetworks)
+    for a, b in zip(together, one_by_one, strict=True):
+        assert a.path == b.path and a.notes == b.notes and a.visual_units == b.visual_units
+        np.testing.assert_allclose(a.visual, b.visual, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(a.audio, b.audio)  # quantised to whole numbers: exactly equal
+    assert not np.allclose(together[0].visual, together[1].visual)  # each thread got its own video's features
 
 
 def test_a_bad_file_in_a_worker_skips_itself_only(videos, tmp_path):

@@ -4,6 +4,9 @@ the real all-MiniLM-L6-v2 text encoder and real media made by ffmpeg."""
 import json
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,9 @@ from kda.knowledge import load_text_encoder
 from kda.knowledge.class_matrix import load_class_matrix
 from kda.knowledge.store import KnowledgeError, save_knowledge
 from kda.losses import adaptive_margins
+from kda.media import extract as extract_module
 from kda.media.errors import NotMediaError
+from kda.media.pipeline import Networks
 from kda.studio import Studio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,3 +262,39 @@ def test_rescore_follows_the_knowledge_and_keeps_the_notes_once(studio, media_fi
     assert again.scores[session.class_ids.index(top)].distance != silent.scores[session.class_ids.index(top)].distance
     session.reset()
     assert studio.rescore(silent, session).scores == silent.scores
+
+
+def test_classifications_run_at_once_through_networks_built_once(studio, media_files, monkeypatch):
+    builds = []
+
+    class Counted(Networks):
+        def __init__(self, *args, **kwargs):
+            builds.append(args)
+            time.sleep(0.5)  # two first calls at once would both build, without the build lock
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(extract_module, "Networks", Counted)
+    fresh = Studio(studio.checkpoint, max_clips=1, max_examples=4, text_encoder=studio.embedder.encoder)
+    videos = [media_files["mp4_h264_aac"], media_files["mkv_mpeg4_mp3"]]
+    # Each call waits, inside its extraction, for the other to be inside its own: only calls that really run
+    # at the same time get past (a lock around the extraction breaks the barrier).
+    barrier = threading.Barrier(len(videos), timeout=120)
+
+    def classify(path):
+        waited = []
+
+        def progress(stage, done, total):
+            if not waited:
+                waited.append(barrier.wait())
+
+        return fresh.classify(path, progress=progress)
+
+    with ThreadPoolExecutor(len(videos)) as pool:
+        together = list(pool.map(classify, videos))
+    one_by_one = [fresh.classify(path) for path in videos]
+    assert len(builds) == 1  # four classifications, one build of the networks
+    for a, b in zip(together, one_by_one, strict=True):
+        assert a.source == b.source and a.notes == b.notes
+        np.testing.assert_allclose(a.visual, b.visual, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(a.audio, b.audio)
+        assert [s.class_id for s in a.gzsl] == [s.class_id for s in b.gzsl]

@@ -46,4 +46,3 @@ def run(args) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(prediction.to_json(), indent=1) + "\n")
     return 0
-

@@ -9,10 +9,13 @@ from kda.cli import DefaultsFormatter
 
 def register(subparsers) -> None:
     from kda.media.backbones import WEIGHTS
-    from kda.media.decode import Limits
-    from kda.media.extract import DEFAULT_FRAMES, DEFAULT_MAX_CLIPS, DEFAULT_MAX_EXAMPLES
+    from kda.media.dataset import DatasetOptions
+    from kda.media.extract import DEFAULT_MAX_CLIPS
     from kda.media.pipeline import CPU_BATCH, GPU_BATCH, PRECISIONS
     from kda.settings import list_settings
+
+    defaults = DatasetOptions()  # every default below is the library's
+    each, net = defaults.extract, defaults.network  # per video; the networks
 
     p = subparsers.add_parser(
         "extract",
@@ -29,13 +32,15 @@ def register(subparsers) -> None:
     p.add_argument("--labels", required=True, help="CSV with columns filename,label[,split] (split: an AVCA folder)")
     p.add_argument("--out", required=True, help="dataset root to write (created; reused when resuming)")
     p.add_argument(
-        "--setting", choices=list_settings(extractable=True), default="cls", help="feature setting (backbones)"
+        "--setting", choices=list_settings(extractable=True), default=each.setting, help="feature setting (backbones)"
     )
-    p.add_argument("--dataset", default="custom", help="name of this dataset; pass the same to `kda train --dataset`")
+    p.add_argument(
+        "--dataset", default=defaults.dataset, help="name of this dataset; pass the same to `kda train --dataset`"
+    )
     p.add_argument(
         "--weights",
         choices=WEIGHTS,
-        default="pretrained",
+        default=net.weights,
         help="'pretrained': the public weight files (downloaded and verified); 'offline': seeded random weights",
     )
     p.add_argument(
@@ -45,15 +50,19 @@ def register(subparsers) -> None:
         "extraction.json; default: every clip, as the benchmark's features were made",
     )
     p.add_argument(
-        "--max-examples", type=int, default=DEFAULT_MAX_EXAMPLES, help="cap on 0.96 s VGGish examples per video"
+        "--max-examples", type=int, default=each.max_examples, help="cap on 0.96 s VGGish examples per video"
     )
-    p.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames per video for the 'clip' setting")
+    p.add_argument("--frames", type=int, default=each.frames, help="frames per video for the 'clip' setting")
     p.add_argument(
-        "--max-minutes", type=float, default=Limits().max_duration_s / 60, help="refuse videos longer than this"
+        "--max-minutes", type=float, default=each.limits.max_duration_s / 60, help="refuse videos longer than this"
     )
     p.add_argument("--device", default="auto", help="where the networks run: auto, cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16: faster on GPUs, not benchmark-exact")
-    p.add_argument("--workers", type=int, default=0, help="decoding processes (0: decode in this process)")
+    p.add_argument(
+        "--precision", choices=PRECISIONS, default=net.precision, help="bf16: faster on GPUs, not benchmark-exact"
+    )
+    p.add_argument(
+        "--workers", type=int, default=defaults.workers, help="decoding processes (0: decode in this process)"
+    )
     p.add_argument(
         "--batch", type=int, help=f"C3D clips per network pass (default {CPU_BATCH} on a CPU, {GPU_BATCH} on a GPU)"
     )
@@ -71,8 +80,9 @@ def run(args) -> int:
 
     from kda.cli import CliError
     from kda.device import resolve_device
+    from kda.media.dataset import DatasetOptions, extract_dataset, parse_shard
     from kda.media.decode import Limits
-    from kda.media.extract import extract_dataset, parse_shard
+    from kda.media.pipeline import ExtractOptions, NetworkOptions
 
     if min(args.max_clips or 1, args.max_examples, args.frames, args.batch or 1) < 1 or args.max_minutes <= 0:
         raise CliError("--max-clips, --max-examples, --frames and --batch must be at least 1, --max-minutes positive")
@@ -82,25 +92,15 @@ def run(args) -> int:
     def log(message: str) -> None:
         tqdm.write(message, file=sys.stderr)  # keeps the progress bar intact
 
-    summary = extract_dataset(
-        args.videos,
-        args.labels,
-        args.out,
-        setting=args.setting,
+    limits = Limits(max_duration_s=args.max_minutes * 60)
+    options = DatasetOptions(
         dataset=args.dataset,
-        weights=args.weights,
-        max_clips=args.max_clips,
-        max_examples=args.max_examples,
-        frames=args.frames,
-        limits=Limits(max_duration_s=args.max_minutes * 60),
-        device=resolve_device(args.device),
-        precision=args.precision,
+        extract=ExtractOptions(args.setting, args.max_clips, args.max_examples, args.frames, limits),
+        network=NetworkOptions(args.weights, resolve_device(args.device), args.precision, args.batch),
         workers=args.workers,
-        batch=args.batch,
         shard=parse_shard(args.shard) if args.shard else None,
         merge=args.merge,
-        log=log,
-        show_progress=not args.quiet,
     )
+    summary = extract_dataset(args.videos, args.labels, args.out, options, log=log, show_progress=not args.quiet)
     print(summary.line())
     return 0

@@ -8,6 +8,7 @@ same architectures with seeded random weights, whose features carry no meaning (
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -16,6 +17,9 @@ from kda.errors import KdaError
 
 WEIGHTS = ("pretrained", "offline")
 OFFLINE_SEED = 0  # every offline backbone is drawn from this seed, so offline features are reproducible
+# One build at a time: an offline build seeds the process-wide RNG (two at once would draw from each other's
+# stream), and a pretrained one reads hundreds of MB.
+BUILD_LOCK = threading.Lock()
 
 
 class BackboneError(KdaError):
@@ -136,8 +140,9 @@ BACKBONES = {"vggish": load_vggish, "c3d": load_c3d, "clip-vit-b-32": load_clip_
 
 @lru_cache(maxsize=8)
 def load_backbone(name: str, weights: str) -> Backbone:
-    """The named backbone, built once per process and weights kind."""
+    """The named backbone, built once per process and weights kind (callers share it: never change it)."""
     check_weights(weights)
     if name not in BACKBONES:
         raise BackboneError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
-    return BACKBONES[name](weights)
+    with BUILD_LOCK:
+        return BACKBONES[name](weights)

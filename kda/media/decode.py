@@ -46,6 +46,9 @@ AVERROR_STREAM_NOT_FOUND = -0x525453F8  # "\xf8STR": the file has no stream of t
 AVERROR_DECODER_NOT_FOUND = -0x434544F8  # "\xf8DEC": the stream's codec has no decoder here
 
 STDERR_LOCK = threading.Lock()  # file descriptor 2 is process-wide
+# librosa loads resampy on first use through importlib's LazyLoader, which is not thread-safe here (Python 3.11):
+# two first resamples at once saw a half-loaded module ("module 'resampy' has no attribute 'resample'").
+RESAMPY_LOAD_LOCK = threading.Lock()
 # File signatures of containers FFmpeg reads: a file that starts like one of these but does not open
 # is corrupt; one that starts like none of them is not media at all.
 SIGNATURES = (
@@ -361,5 +364,8 @@ def resample(samples: np.ndarray, rate: int) -> np.ndarray:
     if rate == SAMPLE_RATE:
         return samples
     import librosa
+    from librosa.core import audio
 
+    with RESAMPY_LOAD_LOCK:
+        audio.resampy.resample  # noqa: B018 (loads the lazy module, once, in one thread; then a no-op)
     return librosa.resample(samples.astype(np.float32), orig_sr=rate, target_sr=SAMPLE_RATE, res_type="kaiser_best")

@@ -1,10 +1,11 @@
-"""Video in, features out: one video -> `VideoFeatures` (`extract_video`), and a labelled folder of videos
--> an AVCA dataset root (`extract_dataset`) that `kda.benchmark.load_benchmark` reads and `kda train` trains on.
+"""Video in, features out: `VideoExtractor` holds a feature setting's options and its networks, built once and
+shared by every video (from any number of threads); `extract_video` is one video through a new one. The
+per-video result entries at the end are what make `kda.media.dataset` resumable.
 
 C3D sees the video as the benchmark did, converted to 25 fps (`kda.media.c3d.benchmark_frames`), and by
 default every 16-frame clip (`max_clips=None`, benchmark-exact). Caps are speed options: `max_clips` C3D clips
 (or `frames` CLIP frames) and `max_examples` VGGish examples per video, spread evenly; whenever sampling drops
-anything a note says so, and `extract_dataset` records the caps in extraction.json ("sampling").
+anything a note says so, and `kda.media.dataset` records the caps in extraction.json ("sampling").
 """
 
 from __future__ import annotations
@@ -12,307 +13,87 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from kda.benchmark import (
-    EXTRACTION_MANIFEST,
-    FEATURE_FOLDERS,
-    dataset_prefix,
-    write_class_split,
-    write_feature_file,
-    write_split_csv,
-)
-from kda.errors import KdaError
-from kda.media.c3d import BENCHMARK_FPS
-from kda.media.decode import DEFAULT_LIMITS, Limits
 from kda.media.errors import MediaError
-from kda.media.labels import LabelsError, assign, check_folders_filled, read_labels
 from kda.media.pipeline import (
-    CPU_BATCH,
-    DEFAULT_BATCH,
-    GPU_BATCH,
     ExtractOptions,
+    NetworkOptions,
     Networks,
     Progress,
+    VideoFeatures,
     extract_in_process,
     extract_many,
 )
-from kda.settings import FeatureSetting, get_setting
 
 DEFAULT_MAX_CLIPS = 16  # a speed cap for interactive use (the app); extraction defaults to every clip
-DEFAULT_MAX_EXAMPLES = 64  # VGGish examples (0.96 s each) per video: ~75 ms each on 2 CPU cores
-DEFAULT_FRAMES = 8  # CLIP frames per video, evenly spaced in time
+CACHE_DIR = ".kda-extract"  # per-video results inside the output root: what makes a run resumable
 
 
-@dataclass
-class VideoFeatures:
-    """Features of one video in one setting; `notes` say in words what a user should know about them."""
+class VideoExtractor:
+    """One feature setting's extractor: what each video gives (`options`), how the networks run (`network`), and
+    the networks themselves, built on first use. Building is the one step that must not run twice at once
+    (weights take seconds to minutes to load, and a GPU copy of each); extractions then share the networks,
+    which nothing changes, so threads may extract videos through one extractor at the same time."""
 
-    path: str
-    setting: str
-    audio: np.ndarray | None  # (Da,) float32; None when the video has no usable audio track
-    visual: np.ndarray  # (Dv,) float32
-    duration: float  # seconds
-    offline: bool  # True: seeded random weights, the features carry no meaning
-    notes: list[str] = field(default_factory=list)
-    visual_units: tuple[int, int] = (0, 0)  # (used, available) C3D clips; CLIP: (frames, frames)
-    audio_units: tuple[int, int] = (0, 0)  # (used, available) 0.96 s examples
+    def __init__(self, options: ExtractOptions | None = None, network: NetworkOptions | None = None):
+        self.options = options or ExtractOptions()
+        self.network = network or NetworkOptions()
+        self.built: Networks | None = None
+        self.build_lock = threading.Lock()
 
-    @property
-    def has_audio(self) -> bool:
-        return self.audio is not None
+    @classmethod
+    def of(cls, setting: str = ExtractOptions.setting, **options) -> VideoExtractor:
+        """An extractor from keyword options: any field of `ExtractOptions` or of `NetworkOptions`."""
+        network = {f.name for f in fields(NetworkOptions)}
+        return cls(
+            ExtractOptions(setting, **{k: v for k, v in options.items() if k not in network}),
+            NetworkOptions(**{k: v for k, v in options.items() if k in network}),
+        )
 
-    @property
-    def sampled(self) -> bool:
-        """Whether a cost cap (clips, examples) dropped part of the video."""
-        return self.visual_units[0] < self.visual_units[1] or self.audio_units[0] < self.audio_units[1]
+    def build(self) -> Networks:
+        """The backbones on their device: built by the first call (after checking the options), the same object
+        for every later one. Weights that cannot be had raise here."""
+        if self.built is None:
+            with self.build_lock:
+                if self.built is None:  # another thread may have built them while this one waited
+                    self.options.check()
+                    net = self.network
+                    self.built = Networks(self.options.setting, net.weights, net.device, net.precision)
+        return self.built
+
+    def extract(self, path: str | Path, progress: Progress | None = None) -> VideoFeatures:
+        """Features of one video, in memory. Raises a `MediaError` subclass for a file that cannot be used; a
+        video without (usable) audio gives `audio=None` and a note (visual-only)."""
+        networks = self.build()
+        batch = networks.batch_size(self.network.batch)
+        result = extract_in_process(path, self.options, networks, batch, progress)
+        if isinstance(result, MediaError):
+            raise result
+        return result
+
+    def extract_many(self, paths: dict[str, Path], on_result: Callable[[str, object], None], workers: int = 0) -> None:
+        """`kda.media.pipeline.extract_many` through this extractor's networks: `workers` decoding processes."""
+        extract_many(paths, self.options, self.build(), on_result, workers=workers, batch=self.network.batch)
 
 
 def extract_video(
-    path: str | Path,
-    setting: str = "cls",
-    *,
-    weights: str = "pretrained",
-    max_clips: int | None = None,  # None: every C3D clip (benchmark-exact); an int is a speed cap
-    max_examples: int = DEFAULT_MAX_EXAMPLES,
-    frames: int = DEFAULT_FRAMES,
-    limits: Limits = DEFAULT_LIMITS,
-    device="cpu",
-    precision: str = "fp32",
-    batch: int | None = DEFAULT_BATCH,
-    progress: Progress | None = None,
+    path: str | Path, setting: str = ExtractOptions.setting, *, progress: Progress | None = None, **options
 ) -> VideoFeatures:
-    """Features of one video, in memory. Raises a `MediaError` subclass for a file that cannot be used; a
-    video without (usable) audio gives `audio=None` and a note (visual-only). `max_clips=None`: every clip."""
-    options = ExtractOptions(setting, max_clips, max_examples, frames, limits).check()
-    networks = Networks(setting, weights, device, precision)
-    batch = batch or (CPU_BATCH if networks.device.type == "cpu" else GPU_BATCH)
-    result = extract_in_process(path, options, networks, batch, progress)
-    if isinstance(result, MediaError):
-        raise result
-    return result
+    """Features of one video, in memory, through a new `VideoExtractor` (keep one to extract many videos).
+    `options`: any field of `ExtractOptions` (max_clips, max_examples, frames, limits) or of `NetworkOptions`
+    (weights, device, precision, batch), with their defaults (`max_clips=None`: every clip)."""
+    return VideoExtractor.of(setting, **options).extract(path, progress)
 
 
 # ---------------------------------------------------------------------------------------------
-# A labelled folder of videos -> an AVCA dataset root
-
-CACHE_DIR = ".kda-extract"  # per-video results inside the output root: what makes a run resumable
-MANIFEST = EXTRACTION_MANIFEST
-
-
-SHARDS_DIR = "shards"  # OUT/shards/K-of-N/: what `shard=(K, N)` writes; `merge` reads every part
-PART_MANIFEST = "part.json"
-
-
-@dataclass
-class ExtractSummary:
-    root: Path
-    setting: str
-    dataset: str
-    videos: int
-    extracted: int = 0  # this run
-    reused: int = 0  # already in the output (resumed)
-    sampled: int = 0  # videos whose clips or examples were capped
-    failed: dict[str, str] = field(default_factory=dict)  # filename -> reason
-    visual_only: list[str] = field(default_factory=list)  # no usable audio: left out of the layout
-    offline: bool = False
-    caps: str = ""
-    shard: tuple[int, int] | None = None  # (K, N) when only part K of N was extracted (no layout written yet)
-
-    def line(self) -> str:
-        written = self.videos - len(self.failed) - len(self.visual_only)
-        where = (
-            f"shard {self.shard[0]}/{self.shard[1]}: {written} of {self.videos} videos of this part in"
-            if self.shard
-            else f"{written} of {self.videos} videos written to"
-        )
-        parts = [
-            f"{where} {self.root} ({self.setting} features, dataset {self.dataset!r})",
-            f"{self.extracted} extracted, {self.reused} already there",
-            f"{len(self.failed)} failed",
-            f"{len(self.visual_only)} without audio left out",
-            f"{self.sampled} sampled ({self.caps})",
-        ]
-        if self.offline:
-            parts.append("OFFLINE weights: the features carry no meaning")
-        if self.shard:
-            parts.append("merge the parts with `merge` once every shard is done")
-        return "; ".join(parts)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'K/N' -> (K, N) with 1 <= K <= N."""
-    try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise KdaError(f"shard {text!r}: expected K/N such as 1/4") from None
-    if not 1 <= k <= n:
-        raise KdaError(f"shard {text!r}: K must be between 1 and N")
-    return k, n
-
-
-def in_shard(filename: str, shard: tuple[int, int]) -> bool:
-    """Deterministic and stable: a video's shard depends on its name alone, not on the labels' order or size."""
-    k, n = shard
-    return int(hashlib.sha256(filename.encode()).hexdigest()[:12], 16) % n == k - 1
-
-
-def extract_dataset(
-    videos_dir: str | Path,
-    labels: str | Path,
-    out: str | Path,
-    *,
-    setting: str = "cls",
-    dataset: str = "custom",
-    weights: str = "pretrained",
-    max_clips: int | None = None,  # None: every C3D clip (benchmark-exact); an int is a speed cap
-    max_examples: int = DEFAULT_MAX_EXAMPLES,
-    frames: int = DEFAULT_FRAMES,
-    limits: Limits = DEFAULT_LIMITS,
-    device="cpu",
-    precision: str = "fp32",
-    workers: int = 0,
-    batch: int | None = DEFAULT_BATCH,
-    shard: tuple[int, int] | None = None,
-    merge: bool = False,
-    log: Callable[[str], None] = print,
-    show_progress: bool = True,
-) -> ExtractSummary:
-    """Extract every labelled video (reusing results already in `out`), then write the AVCA layout.
-
-    `workers` processes decode while the networks run here on `device` in batches of `batch` clips.
-    `shard=(K, N)` extracts only part K of N into OUT/shards/K-of-N (run the N parts anywhere, e.g. as a job
-    array), and `merge=True` then checks that every video is in exactly one part and writes the layout.
-    A video that cannot be used is reported through `log` and skipped; it never stops the run. Raises
-    `LabelsError` for a bad labels file, or when failures leave a feature folder without videos.
-    """
-    spec = get_setting(setting).require_extractor()
-    dataset_prefix(dataset)  # a bad dataset name fails now, not after the extraction
-    videos = read_labels(labels)
-    assignment = assign(videos)  # checked before any heavy work
-    out, videos_dir = Path(out), Path(videos_dir)
-    check_output_root(out)
-    options = ExtractOptions(setting, max_clips, max_examples, frames, limits).check()
-    params = {"setting": setting, "weights": weights, "max_clips": max_clips, "max_examples": max_examples}
-    params |= {"frames": frames} if spec.visual_backbone != "c3d" else {}  # unused by C3D: must not invalidate
-    params |= {"precision": precision} if precision != "fp32" else {}  # bf16 features are not fp32 features
-    caps = f"{frames} CLIP frames"
-    if spec.visual_backbone == "c3d":
-        params["c3d_fps"] = BENCHMARK_FPS  # results from before the 25 fps resampling are extracted again
-        caps = (
-            "every C3D clip at 25 fps (benchmark-exact)" if max_clips is None else f"{max_clips} C3D clips (speed cap)"
-        )
-    summary = ExtractSummary(
-        out, setting, dataset, len(videos), caps=f"cap per video: {caps}, {max_examples} audio examples", shard=shard
-    )
-    if merge:
-        results = merge_parts(out, videos_dir, videos, params, summary)
-    else:
-        part = out if shard is None else out / SHARDS_DIR / f"{shard[0]}-of-{shard[1]}"
-        todo = [v for v in videos if shard is None or in_shard(v.filename, shard)]
-        summary.videos = len(todo)
-        networks = Networks(setting, weights, device, precision)  # weights that cannot be had fail now, once
-        results = extract_part(
-            part, videos_dir, todo, options, params, networks, workers, batch, summary, log, show_progress
-        )
-        if shard is not None:
-            manifest = {"shard": list(shard), "videos": [v.filename for v in todo], "failed": summary.failed}
-            (part / PART_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-            return summary
-    for filename, cached in results.items():
-        summary.offline |= bool(cached["offline"])
-        summary.sampled += bool(cached["sampled"])
-        if cached["audio"] is None:
-            summary.visual_only.append(filename)
-            log(f"left out {filename}: no usable audio track (the AVCA layout needs both modalities)")
-    complete = {name: r for name, r in results.items() if r["audio"] is not None}
-    write_layout(out, spec, dataset, videos, assignment, complete, summary)
-    return summary
-
-
-def extract_part(part, videos_dir, videos, options, params, networks, workers, batch, summary, log, show_progress):
-    """filename -> cached result for `videos`, extracting those not in `part` yet (each written as it is done)."""
-    results, todo = {}, {}
-    for video in videos:
-        cached = read_entry(cache_path(part, options.setting, video.filename), videos_dir / video.filename, params)
-        if cached is None:
-            todo[video.filename] = videos_dir / video.filename
-        else:
-            results[video.filename] = cached
-            summary.reused += 1
-    bar = tqdm(total=len(todo), desc="extract", unit="video", disable=not show_progress)
-
-    def on_result(filename: str, features) -> None:
-        bar.update()
-        if isinstance(features, MediaError):
-            summary.failed[filename] = str(features)
-            log(f"skipped {filename}: {features}")
-            return
-        entry = cache_path(part, options.setting, filename)
-        results[filename] = write_entry(entry, todo[filename], params, features)
-        summary.extracted += 1
-
-    try:
-        extract_many(todo, options, networks, on_result, workers=workers, batch=batch)
-    finally:
-        bar.close()
-    return results
-
-
-def merge_parts(out: Path, videos_dir: Path, videos, params: dict, summary: ExtractSummary) -> dict:
-    """Every video's result from the shard parts in OUT/shards/: each must be in exactly one part (or have
-    failed there); anything else is an error naming the videos and what to do."""
-    parts = sorted(p for p in (out / SHARDS_DIR).glob("*-of-*") if p.is_dir())
-    if not parts:
-        raise LabelsError(f"nothing to merge: no shard parts in {out / SHARDS_DIR}; extract with `shard` K/N first")
-    found: dict[str, list[tuple[str, dict]]] = {}
-    for part in parts:
-        manifest = json.loads((part / PART_MANIFEST).read_text()) if (part / PART_MANIFEST).exists() else {}
-        summary.failed.update(manifest.get("failed", {}))
-        for video in videos:
-            entry = cache_path(part, summary.setting, video.filename)
-            cached = read_entry(entry, videos_dir / video.filename, params, require_source=False)
-            if cached is not None:
-                found.setdefault(video.filename, []).append((part.name, cached))
-    twice = {name: [p for p, _ in hits] for name, hits in found.items() if len(hits) > 1}
-    if twice:
-        name, where = next(iter(twice.items()))
-        raise LabelsError(
-            f"{len(twice)} videos are in more than one part (e.g. {name} in {', '.join(where)}): the parts come from "
-            f"different shard counts; delete the stale parts under {out / SHARDS_DIR} and merge again"
-        )
-    missing = [v.filename for v in videos if v.filename not in found and v.filename not in summary.failed]
-    if missing:
-        raise LabelsError(
-            f"{len(missing)} videos are in no part (e.g. {missing[0]}): run the shards that hold them again "
-            "(a shard resumes where it stopped), then merge"
-        )
-    summary.reused = len(found)
-    return {name: hits[0][1] for name, hits in found.items()}
-
-
-def sampling_record(spec: FeatureSetting, summary: ExtractSummary) -> dict:
-    """Clip sampling in the provenance: whether a speed cap was used (benchmark-exact features use every C3D
-    clip of the video at 25 fps) and on how many videos a cap dropped clips or examples."""
-    record = {"caps": summary.caps, "videos_sampled": summary.sampled}
-    if spec.visual_backbone == "c3d":
-        record |= {"c3d_fps": BENCHMARK_FPS, "every_clip": "speed cap" not in summary.caps}
-    return record
-
-
-def check_output_root(out: Path) -> None:
-    """`out` must be new, empty, or made by an earlier `kda extract` (whose feature files are replaced)."""
-    if out.exists() and not out.is_dir():
-        raise LabelsError(f"output {out} is a file; give a folder")
-    ours = any((out / name).exists() for name in (MANIFEST, CACHE_DIR, SHARDS_DIR))
-    if out.is_dir() and any(out.iterdir()) and not ours:
-        raise LabelsError(f"{out} already holds files not written by `kda extract`; choose a new or empty folder")
+# Per-video results on disk: one entry per video, valid while its source file and parameters are unchanged
 
 
 def cache_path(out: Path, setting: str, filename: str) -> Path:
@@ -357,45 +138,3 @@ def write_entry(entry: Path, source: Path, params: dict, features: VideoFeatures
     np.savez(part, **audio, visual=features.visual, meta=np.array(json.dumps(meta)))
     os.replace(part, entry)  # atomic: an interrupted run never leaves a half entry under the real name
     return {"audio": features.audio, "visual": features.visual, **meta}
-
-
-def write_layout(out: Path, spec: FeatureSetting, dataset, videos, assignment, results: dict, summary) -> None:
-    """Class lists, split CSVs and one HDF5 file per class, modality and folder (kda.benchmark layout)."""
-
-    kept = [v for v in videos if v.filename in results]
-    try:
-        check_folders_filled(assignment, lost={v.filename for v in videos} - set(results))
-    except LabelsError as e:
-        raise LabelsError(
-            f"{e}. {len(summary.failed)} videos failed and {len(summary.visual_only)} have no audio; fix or replace "
-            "them and run again (videos already extracted are kept)"
-        ) from e
-    for stale in (out / "features" / f"{spec.name}_features").glob("*/*/*.h5"):  # from an earlier split
-        stale.unlink()
-    classes = sorted(assignment.roles)
-    write_class_split(out, dataset, spec.name, classes, {c: c for c in classes}, assignment.split_lists(spec.name))
-    for split, rows in assignment.split_rows(kept).items():
-        write_split_csv(out, spec.name, split, rows, classes)
-    for folder in FEATURE_FOLDERS:
-        for label in classes:
-            names = [v.filename for v in kept if v.label == label and assignment.folders[v.filename] == folder]
-            if not names:
-                continue
-            audio = np.stack([results[n]["audio"] for n in names])  # (N, Da)
-            visual = np.stack([results[n]["visual"] for n in names])  # (N, Dv)
-            write_feature_file(out, spec.name, "audio", folder, label, audio, names)
-            write_feature_file(out, spec.name, "video", folder, label, visual, names)
-    manifest = {
-        "dataset": dataset,
-        "setting": spec.name,
-        "audio_backbone": spec.audio_backbone,
-        "visual_backbone": spec.visual_backbone,
-        "offline": summary.offline,
-        "caps": summary.caps,
-        "sampling": sampling_record(spec, summary),
-        "roles": assignment.roles,
-        "failed": summary.failed,
-        "visual_only": summary.visual_only,
-        "notes": {name: results[name]["notes"] for name in sorted(results) if results[name]["notes"]},
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
