@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 from starlette.middleware import Middleware
 
 from demo import classify, embeddings, heatmaps, knowledge
-from demo.guards import FileGuard
+from demo.guards import FileGuard, bind
 from demo.settings import DEFAULT_CHECKPOINT, ROOT, Settings, example_videos
+from demo.state import Visitor
 from kda.device import resolve_device
 from kda.errors import KdaError
 from kda.media.decode import DEFAULT_LIMITS
@@ -48,20 +51,54 @@ def build_app(studio: Studio, settings: Settings) -> gr.Blocks:
             with gr.Tab("Classify"):
                 classify_tab = classify.build(studio, settings, state)
             with gr.Tab("Knowledge"):
-                knowledge_tab = knowledge.build(studio, settings, state, classify_tab)
+                knowledge_tab = knowledge.build(studio, settings, state, classify_tab.details)
             with gr.Tab("Heatmaps") as heatmaps_page:
                 heatmaps_tab = heatmaps.build(studio, state)
             with gr.Tab("Embeddings") as embeddings_page:
                 embeddings_tab = embeddings.build(studio, state)
-        panel = [state, classify_tab.mode]
-        for change in knowledge_tab.changes:  # a knowledge change redraws everything that depends on it
-            change.success(classify.panel, panel, classify_tab.panel_outputs, api_visibility="private")
-            change.success(heatmaps_tab.draw, heatmaps_tab.inputs, heatmaps_tab.outputs, api_visibility="private")
-        heatmaps_page.select(heatmaps_tab.draw, heatmaps_tab.inputs, heatmaps_tab.outputs, api_visibility="private")
-        embeddings_page.select(
-            embeddings_tab.draw, embeddings_tab.inputs, embeddings_tab.outputs, api_visibility="private"
-        )
+        pages = {"heatmaps": (heatmaps_page, heatmaps_tab), "embeddings": (embeddings_page, embeddings_tab)}
+        knowledge_changed(studio, state, knowledge_tab.changes, classify_tab, pages)
     return app
+
+
+def knowledge_changed(
+    studio: Studio, state: gr.State, changes: list, classify_tab: classify.ClassifyTab, pages: dict[str, tuple]
+) -> None:
+    """The one fan-out after the events that change a visitor's knowledge (`changes`) to the tabs that depend
+    on it: the Classify panel, and `pages` (name -> (its gr.Tab, the tab with its draw, inputs and outputs)).
+
+    The rule, the same for every tab: what is on screen updates with the change; a hidden tab is not drawn (a
+    plot drawn in a hidden tab comes back too narrow) but is stale from then on, and redraws when it is next
+    selected. Stale means `Visitor.stale`: the tab last drew from an older knowledge version or an older
+    prediction, so classifying a video (or a new top-k) makes the maps and the top-k heatmap stale the same
+    way. A tab that is not stale keeps its figures when selected again, zoom included.
+
+    A knowledge change is made on the Knowledge tab, so that is the tab on screen, and its outputs are the
+    change's result: the table, the editor and the re-scored prediction (what the API returns). The Classify
+    panel shows that same prediction, the one thing an edit changes that a visitor watches, so it updates with
+    the change rather than waiting to be selected: it is the change's result, not a drawing of the knowledge."""
+    for change in changes:
+        change.success(classify.panel, [state, classify_tab.mode], classify_tab.panel_outputs, api_visibility="private")
+    for name, (page, tab) in pages.items():
+        handler = bind(when_stale(name, tab.draw, len(tab.outputs)), studio)
+        page.select(handler, tab.inputs, tab.outputs, api_visibility="private")
+
+
+def when_stale(tab: str, draw: Callable, outputs: int) -> Callable:
+    """`draw` (a tab's handler, taking (studio, visitor, ...)) as that tab's select handler: it draws the tab
+    only when it is stale, then records what it drew from; otherwise it leaves every output as it is."""
+
+    @functools.wraps(draw)
+    def redraw(studio: Studio, visitor: Visitor | None, *args, **kwargs):
+        visitor = Visitor.start(studio, visitor)
+        if not visitor.stale(tab):
+            return tuple(gr.skip() for _ in range(outputs))
+        stamp = visitor.stamp  # read before drawing: a change made meanwhile leaves the tab stale
+        drawn = draw(studio, visitor, *args, **kwargs)
+        visitor.drew(tab, stamp)
+        return drawn
+
+    return redraw
 
 
 def checkpoint_location(value: str) -> str:

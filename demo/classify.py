@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import gradio as gr
 
 from demo import figures
-from demo.guards import readable_file, user_errors
+from demo.guards import bind, readable_file, user_errors
 from demo.settings import Settings, example_videos
-from demo.state import Visitor
-from kda.studio import ClassScore, Prediction, Studio
+from demo.state import Visitor, prediction_dict
+from kda.studio import Studio
 
 GZSL, ZSL = "GZSL: all classes", "ZSL: unseen classes only"
 
@@ -33,32 +33,6 @@ class ClassifyTab:
         return [self.top, self.notes, self.bars, self.modality]
 
 
-def score_dict(s: ClassScore) -> dict:
-    return {"class_id": s.class_id, "name": s.name, "seen": s.seen, "distance": s.distance, "score": s.score}
-
-
-def prediction_dict(prediction: Prediction | None) -> dict | None:
-    """The prediction as plain JSON, for API callers."""
-    if prediction is None:
-        return None
-    m = prediction.modality
-    return {
-        "source": prediction.source,
-        "notes": prediction.notes,
-        "has_audio": prediction.has_audio,
-        "beta": prediction.beta,
-        "gzsl": [score_dict(s) for s in prediction.gzsl],
-        "zsl": [score_dict(s) for s in prediction.zsl],
-        "scores": [score_dict(s) for s in prediction.scores],
-        "modality": {
-            "driver": m.driver,
-            "summary": m.summary,
-            "visual_only": score_dict(m.without_audio),
-            "audio_only": score_dict(m.without_visual),
-        },
-    }
-
-
 def panel(visitor: Visitor | None, mode: str) -> tuple:
     """Label, notes, distance bars and modality bars for the visitor's last prediction."""
     prediction = visitor.prediction if visitor else None
@@ -69,8 +43,40 @@ def panel(visitor: Visitor | None, mode: str) -> tuple:
     label = {f"{s.name} ({figures.seen_word(s.seen)})": s.score for s in top}
     parts = [f"**Source:** {prediction.source}", f"**Modalities:** {prediction.modality.summary}"]
     if prediction.notes:
-        parts.append("\n".join(f"- {note}" for note in prediction.notes))
+        parts.append("\n".join(f"- {note.message}" for note in prediction.notes))
     return label, "\n\n".join(parts), figures.distance_bars(prediction, zsl), figures.modality_bars(prediction)
+
+
+@user_errors
+def classify(studio: Studio, visitor: Visitor | None, video: str | None, top_k: int, mode: str, progress=gr.Progress()):  # noqa: B008 (how Gradio injects a tracker)
+    """Classify an uploaded video file."""
+    path = readable_file(video)
+    visitor = Visitor.start(studio, visitor)
+
+    def report(stage: str, done: int, total: int) -> None:
+        progress(done / max(total, 1), desc=f"{stage} ({done}/{total})")
+
+    prediction = studio.classify(path, visitor.session, top_k=int(top_k), progress=report)
+    visitor.classified(prediction, int(top_k))
+    return *panel(visitor, mode), prediction_dict(prediction), visitor
+
+
+@user_errors
+def classify_sample(studio: Studio, visitor: Visitor | None, index: int, top_k: int, mode: str):
+    """Classify one reference sample of the checkpoint's test set, by index (see the dropdown)."""
+    if index is None:
+        raise gr.Error("Pick a reference sample first.")
+    visitor = Visitor.start(studio, visitor)
+    visitor.classified(studio.classify_sample(int(index), visitor.session, top_k=int(top_k)), int(top_k))
+    return *panel(visitor, mode), prediction_dict(visitor.prediction), visitor
+
+
+@user_errors
+def change_top_k(studio: Studio, visitor: Visitor | None, top_k: int, mode: str):
+    if visitor is not None and visitor.prediction is not None:
+        visitor.top_k = int(top_k)
+        visitor.rescore(studio)
+    return *panel(visitor, mode), prediction_dict(visitor.prediction if visitor else None)
 
 
 def build(studio: Studio, settings: Settings, state: gr.State) -> ClassifyTab:
@@ -97,39 +103,12 @@ def build(studio: Studio, settings: Settings, state: gr.State) -> ClassifyTab:
     details = gr.JSON(label="Prediction as JSON (also what the API returns)", open=False)
     tab = ClassifyTab(video, top_k, mode, top, details, notes, bars, modality)
 
-    @user_errors
-    def classify(video: str | None, top_k: int, mode: str, visitor: Visitor | None, progress=gr.Progress()):  # noqa: B008 (how Gradio injects a tracker)
-        """Classify an uploaded video file."""
-        path = readable_file(video)
-        visitor = Visitor.start(studio, visitor)
-
-        def report(stage: str, done: int, total: int) -> None:
-            progress(done / max(total, 1), desc=f"{stage} ({done}/{total})")
-
-        prediction = studio.classify(path, visitor.session, top_k=int(top_k), progress=report)
-        visitor.classified(prediction, int(top_k))
-        return *panel(visitor, mode), prediction_dict(prediction), visitor
-
-    @user_errors
-    def classify_sample(index: int, top_k: int, mode: str, visitor: Visitor | None):
-        """Classify one reference sample of the checkpoint's test set, by index (see the dropdown)."""
-        if index is None:
-            raise gr.Error("Pick a reference sample first.")
-        visitor = Visitor.start(studio, visitor)
-        visitor.classified(studio.classify_sample(int(index), visitor.session, top_k=int(top_k)), int(top_k))
-        return *panel(visitor, mode), prediction_dict(visitor.prediction), visitor
-
+    # Every handler takes the visitor first (the state first among the inputs; the API never shows it).
     outputs = [*tab.panel_outputs, details, state]
-    run.click(classify, [video, top_k, mode, state], outputs, api_name="classify")
-    run_sample.click(classify_sample, [sample, top_k, mode, state], outputs, api_name="classify_sample")
+    run.click(bind(classify, studio), [state, video, top_k, mode], outputs, api_name="classify")
+    run_sample.click(bind(classify_sample, studio), [state, sample, top_k, mode], outputs, api_name="classify_sample")
     mode.change(panel, [state, mode], tab.panel_outputs, api_visibility="private")
-
-    @user_errors
-    def change_top_k(top_k: int, mode: str, visitor: Visitor | None):
-        if visitor is not None and visitor.prediction is not None:
-            visitor.top_k = int(top_k)
-            visitor.rescore(studio)
-        return *panel(visitor, mode), prediction_dict(visitor.prediction if visitor else None)
-
-    top_k.release(change_top_k, [top_k, mode, state], [*tab.panel_outputs, details], api_visibility="private")
+    top_k.release(
+        bind(change_top_k, studio), [state, top_k, mode], [*tab.panel_outputs, details], api_visibility="private"
+    )
     return tab

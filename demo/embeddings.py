@@ -12,7 +12,7 @@ from pathlib import Path
 import gradio as gr
 
 from demo import figures
-from demo.guards import user_errors
+from demo.guards import bind, user_errors
 from demo.state import Visitor
 from kda.analysis import EmbeddingMap
 from kda.studio import Studio
@@ -45,9 +45,21 @@ def counts(maps: dict[str, EmbeddingMap]) -> str:
 
 @dataclass
 class EmbeddingsTab:
-    draw: Callable
-    inputs: list
+    draw: Callable  # module-level `draw`, taking (studio, visitor, method)
+    inputs: list  # the state first, then the tab's own controls
     outputs: list
+
+
+@user_errors
+def draw(studio: Studio, visitor: Visitor | None, method: str, progress=gr.Progress()):  # noqa: B008 (how Gradio injects a tracker)
+    """Four 2-D maps ("tsne" or "pca") of audio, visual, fused and knowledge embeddings, and their CSV."""
+    if method not in dict(METHODS).values():
+        raise gr.Error(f"Unknown method {method!r}; choose 'tsne' or 'pca'.")
+    visitor = Visitor.start(studio, visitor)
+    progress(0, desc=f"computing {dict((v, k) for k, v in METHODS)[method]} maps")
+    maps = visitor.embedding_maps(studio, method)
+    plots = [figures.embedding_figure(maps[key]) for key in MAPS]
+    return *plots, counts(maps), write_csv(maps, method), visitor
 
 
 def build(studio: Studio, state: gr.State) -> EmbeddingsTab:
@@ -60,18 +72,8 @@ def build(studio: Studio, state: gr.State) -> EmbeddingsTab:
         fused, knowledge = gr.Plot(label="Fused rho_av"), gr.Plot(label="Knowledge t_c")
     csv = gr.File(label="2-D coordinates as CSV (x, y, class, seen/unseen, kind, set = map)", interactive=False)
 
-    @user_errors
-    def embeddings(method: str, visitor: Visitor | None, progress=gr.Progress()):  # noqa: B008 (how Gradio injects a tracker)
-        """Four 2-D maps ("tsne" or "pca") of audio, visual, fused and knowledge embeddings, and their CSV."""
-        if method not in dict(METHODS).values():
-            raise gr.Error(f"Unknown method {method!r}; choose 'tsne' or 'pca'.")
-        visitor = Visitor.start(studio, visitor)
-        progress(0, desc=f"computing {dict((v, k) for k, v in METHODS)[method]} maps")
-        maps = visitor.embedding_maps(studio, method)
-        plots = [figures.embedding_figure(maps[key]) for key in MAPS]
-        return *plots, counts(maps), write_csv(maps, method), visitor
-
-    outputs = [audio, visual, fused, knowledge, note, csv, state]
-    draw_button.click(embeddings, [method, state], outputs, api_name="embeddings")
-    method.change(embeddings, [method, state], outputs, api_visibility="private")
-    return EmbeddingsTab(embeddings, [method, state], outputs)
+    # The handler takes the visitor first (the state first among the inputs; the API never shows it).
+    inputs, outputs = [state, method], [audio, visual, fused, knowledge, note, csv, state]
+    draw_button.click(bind(draw, studio), inputs, outputs, api_name="embeddings")
+    method.change(bind(draw, studio), inputs, outputs, api_visibility="private")
+    return EmbeddingsTab(draw, inputs, outputs)

@@ -16,7 +16,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from kda.analysis import EmbeddingMap, Heatmap
-from kda.studio import Prediction
+from kda.prediction import Prediction
 
 log = logging.getLogger(__name__)
 

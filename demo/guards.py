@@ -1,11 +1,12 @@
-"""What every handler needs before it touches the library: the library's errors as UI messages, and the rule
-for which files a visitor may make the app read (an upload, or one of the bundled example videos), applied
-twice: by `FileGuard` in front of Gradio, before its preprocessing copies or downloads anything, and by
-`readable_file` in the handlers themselves."""
+"""What every handler needs around it: binding to what the page was built with (`bind`), the library's errors
+as UI messages, and the rule for which files a visitor may make the app read (an upload, or one of the bundled
+example videos), applied twice: by `FileGuard` in front of Gradio, before its preprocessing copies or
+downloads anything, and by `readable_file` in the handlers themselves."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import os
@@ -20,6 +21,23 @@ from demo.settings import MAX_REQUEST_BYTES, example_videos
 from kda.errors import KdaError
 
 log = logging.getLogger("kda.app")
+
+
+def bind(handler: Callable, *first) -> Callable:
+    """`handler` with its first arguments given (the studio, the settings), for Gradio to call with the rest.
+
+    A function rather than a `functools.partial`, because Gradio reads three things off the function it calls:
+    the docstring (the endpoint's description in the API page), the signature without the bound arguments
+    (the API's parameter names, and where to inject a `gr.Progress` default) and the type hints (a
+    `gr.SelectData` parameter). A partial shows none of them."""
+    signature = inspect.signature(handler)
+
+    @functools.wraps(handler)
+    def bound(*args, **kwargs):
+        return handler(*first, *args, **kwargs)
+
+    bound.__signature__ = signature.replace(parameters=list(signature.parameters.values())[len(first) :])
+    return bound
 
 
 def user_errors(handler: Callable) -> Callable:

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import gradio as gr
 
 from demo import figures
-from demo.guards import user_errors
-from demo.knowledge import choices
-from demo.state import Visitor
+from demo.guards import bind, user_errors
+from demo.state import Visitor, class_choices
 from kda.studio import Studio
 
 SUBSETS = ("all classes", "seen classes", "unseen classes", "top-k of the last prediction", "classes chosen below")
@@ -20,8 +19,8 @@ ORDERS = [("clusters (hierarchical)", "cluster"), ("name", "name")]
 
 @dataclass
 class HeatmapsTab:
-    draw: Callable
-    inputs: list
+    draw: Callable  # module-level `draw`, taking (studio, visitor, order, subset, classes)
+    inputs: list  # the state first, then the tab's own controls
     outputs: list
 
 
@@ -45,40 +44,44 @@ def subset_ids(visitor: Visitor, subset: str, chosen: list[str] | None) -> list[
     return None
 
 
+@user_errors
+def similarity(studio: Studio, visitor: Visitor | None, order: str, subset: str, classes: list[str] | None):
+    """Heatmap of cos(t_y, t_c) of the visitor's knowledge; subset as in the tab, `classes` ids or names."""
+    visitor = Visitor.start(studio, visitor)
+    ids = subset_ids(visitor, subset, classes)
+    return figures.heatmap_figure(studio.similarity(visitor.session, order=order, classes=ids)), visitor
+
+
+@user_errors
+def margins(studio: Studio, visitor: Visitor | None, order: str, subset: str, classes: list[str] | None):
+    """Heatmap of the adaptive margin m(y, c) the loss adds, from the visitor's knowledge."""
+    visitor = Visitor.start(studio, visitor)
+    ids = subset_ids(visitor, subset, classes)
+    return figures.heatmap_figure(studio.margins(visitor.session, order=order, classes=ids)), visitor
+
+
+@user_errors
+def draw(studio: Studio, visitor: Visitor | None, order: str, subset: str, classes: list[str] | None):
+    """Both heatmaps, and the class chooser kept up with added classes."""
+    visitor = Visitor.start(studio, visitor)
+    figure = similarity(studio, visitor, order, subset, classes)[0]
+    return figure, *margins(studio, visitor, order, subset, classes), gr.Dropdown(choices=class_choices(visitor))
+
+
 def build(studio: Studio, state: gr.State) -> HeatmapsTab:
     base = Visitor.start(studio)
     with gr.Row():
         order = gr.Radio(ORDERS, value="cluster", label="Order")
         subset = gr.Radio(list(SUBSETS), value="all classes", label="Classes")
-    chosen = gr.Dropdown(choices(base), multiselect=True, label="Classes to show (for 'classes chosen below')")
+    chosen = gr.Dropdown(class_choices(base), multiselect=True, label="Classes to show (for 'classes chosen below')")
     draw_button = gr.Button("Draw")
     similarity_plot = gr.Plot(label="Knowledge similarity")
     margin_plot = gr.Plot(label="Adaptive margins")
 
-    @user_errors
-    def similarity(order: str, subset: str, classes: list[str] | None, visitor: Visitor | None):
-        """Heatmap of cos(t_y, t_c) of the visitor's knowledge; subset as in the tab, `classes` ids or names."""
-        visitor = Visitor.start(studio, visitor)
-        ids = subset_ids(visitor, subset, classes)
-        return figures.heatmap_figure(studio.similarity(visitor.session, order=order, classes=ids)), visitor
-
-    @user_errors
-    def margins(order: str, subset: str, classes: list[str] | None, visitor: Visitor | None):
-        """Heatmap of the adaptive margin m(y, c) the loss adds, from the visitor's knowledge."""
-        visitor = Visitor.start(studio, visitor)
-        ids = subset_ids(visitor, subset, classes)
-        return figures.heatmap_figure(studio.margins(visitor.session, order=order, classes=ids)), visitor
-
-    @user_errors
-    def both(order: str, subset: str, classes: list[str] | None, visitor: Visitor | None):
-        """Both heatmaps, and the class chooser kept up with added classes."""
-        visitor = Visitor.start(studio, visitor)
-        figure = similarity(order, subset, classes, visitor)[0]
-        return figure, *margins(order, subset, classes, visitor), gr.Dropdown(choices=choices(visitor))
-
-    inputs = [order, subset, chosen, state]
-    draw_button.click(similarity, inputs, [similarity_plot, state], api_name="similarity")
-    draw_button.click(margins, inputs, [margin_plot, state], api_name="margins")
+    # Every handler takes the visitor first (the state first among the inputs; the API never shows it).
+    inputs = [state, order, subset, chosen]
+    draw_button.click(bind(similarity, studio), inputs, [similarity_plot, state], api_name="similarity")
+    draw_button.click(bind(margins, studio), inputs, [margin_plot, state], api_name="margins")
     outputs = [similarity_plot, margin_plot, state, chosen]
-    gr.on([order.change, subset.change], both, inputs, outputs, api_visibility="private")
-    return HeatmapsTab(both, inputs, outputs)
+    gr.on([order.change, subset.change], bind(draw, studio), inputs, outputs, api_visibility="private")
+    return HeatmapsTab(draw, inputs, outputs)

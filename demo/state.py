@@ -1,7 +1,10 @@
-"""One visitor's state: their private knowledge session, their last prediction and their cached maps.
+"""One visitor's state (their private knowledge session, their last prediction, their cached maps, and what
+each tab last drew from) and the helpers more than one tab uses: the class choices of a picker and the
+prediction as JSON.
 
 Plain Python (no Gradio), so it is testable on its own; the tabs keep one `Visitor` per browser session in a
-`gr.State`, which is what keeps one visitor's edits away from every other visitor.
+`gr.State`, which is what keeps one visitor's edits away from every other visitor. Tabs never import each
+other: what two of them share lives here.
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kda.analysis import EmbeddingMap
-from kda.session import KnowledgeSession
-from kda.studio import Prediction, Studio
+from kda.knowledge.session import KnowledgeSession
+from kda.prediction import Prediction
+from kda.studio import Studio
 
 MAP_CACHE = 8  # embedding-map sets kept per visitor (method x knowledge version x query)
 
@@ -21,6 +25,8 @@ class Visitor:
     prediction: Prediction | None = None  # the last classified video, re-scored after every knowledge change
     top_k: int = 5
     maps: dict[tuple, dict[str, EmbeddingMap]] = field(default_factory=dict)
+    predictions: int = 0  # predictions made or re-scored so far: a tab drawn before the last one is stale
+    drawn: dict[str, tuple[int, int]] = field(default_factory=dict)  # tab -> the `stamp` it last drew from
 
     @classmethod
     def start(cls, studio: Studio, visitor: Visitor | None = None) -> Visitor:
@@ -29,6 +35,7 @@ class Visitor:
 
     def classified(self, prediction: Prediction, top_k: int) -> Prediction:
         self.prediction, self.top_k = prediction, top_k
+        self.predictions += 1
         return prediction
 
     def rescore(self, studio: Studio) -> Prediction | None:
@@ -36,6 +43,7 @@ class Visitor:
         one forward pass, not a new extraction)."""
         if self.prediction is not None:
             self.prediction = studio.rescore(self.prediction, self.session, self.top_k)
+            self.predictions += 1
         return self.prediction
 
     def embedding_maps(self, studio: Studio, method: str) -> dict[str, EmbeddingMap]:
@@ -47,3 +55,34 @@ class Visitor:
                 self.maps.pop(next(iter(self.maps)))
             self.maps[key] = studio.embedding_maps(self.session, method=method, query=query)
         return self.maps[key]
+
+    # -- what the tabs drew from ----------------------------------------------------------------------
+
+    @property
+    def stamp(self) -> tuple[int, int]:
+        """What a tab that depends on the knowledge draws from, as it stands now: (knowledge version,
+        predictions so far). Both only grow, so an equal stamp means nothing has changed since."""
+        return self.session.version, self.predictions
+
+    def stale(self, tab: str) -> bool:
+        """Whether `tab` was never drawn, or drawn from other knowledge or another prediction than now."""
+        return self.drawn.get(tab) != self.stamp
+
+    def drew(self, tab: str, stamp: tuple[int, int]) -> None:
+        """`tab` now shows what the visitor's state was at `stamp` (read before drawing, so a change made
+        while it drew leaves it stale)."""
+        self.drawn[tab] = stamp
+
+
+def class_choices(visitor: Visitor) -> list[tuple[str, str]]:
+    """(label, class id) of every class of the visitor's knowledge, for pickers: "Name (seen)"."""
+    session = visitor.session
+    return [
+        (f"{n} ({'seen' if s else 'unseen'})", c)
+        for c, n, s in zip(session.class_ids, session.names, session.seen, strict=True)
+    ]
+
+
+def prediction_dict(prediction: Prediction | None) -> dict | None:
+    """The prediction as plain JSON, for API callers: the library's one shape (`Prediction.to_json`)."""
+    return None if prediction is None else prediction.to_json()

@@ -1,13 +1,29 @@
-"""The app's pure parts without a server: figure functions on small hand-made inputs, the message figure a
-failing plot turns into, and settings from the environment (the key never shown)."""
+"""The app's parts without a server: figure functions on small hand-made inputs, the message figure a
+failing plot turns into, settings from the environment (the key never shown), the file rule, and the tabs'
+handlers called as plain functions on the bundled demo checkpoint, with the one rule for hidden tabs."""
+
+import inspect
+from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 
-from demo import figures
+from demo import classify, embeddings, figures, heatmaps, knowledge
+from demo.guards import bind
 from demo.settings import NO_LLM, Settings
+from demo.state import Visitor, prediction_dict
 from kda.analysis import EmbeddingMap, Heatmap
 from kda.prediction import ClassScore, ModalityContribution, Prediction
+from kda.studio import Studio
+
+DEMO = Path(__file__).resolve().parents[1] / "checkpoints" / "demo-ucf-cls"
+PASTA = (
+    "Boiling pasta in a big pot on a kitchen stove.",
+    "Steam rises while a cook stirs noodles with a wooden spoon.",
+    "Bubbling water and the clink of a spoon against metal.",
+)
+needs_demo = pytest.mark.skipif(not DEMO.is_dir(), reason="no demo checkpoint: run `make checkpoint`")
 
 
 def prediction() -> Prediction:
@@ -142,3 +158,73 @@ def test_file_paths_finds_every_file_reference_in_a_request():
     body = {"data": [{"video": {"path": "a.mp4", "meta": {}}}, 5, [{"path": "b.json"}, "text"], {"x": None}]}
     assert list(file_paths(body)) == ["a.mp4", "b.json"]
     assert list(file_paths("just text")) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The tabs' handlers as plain functions: (studio, visitor, the tab's inputs) -> the tab's outputs
+
+
+@pytest.fixture(scope="module")
+def studio():
+    return Studio.load(DEMO, max_clips=1, max_examples=4)
+
+
+@needs_demo
+def test_handlers_classify_edit_and_draw_without_a_server(studio):
+    *panel, details, visitor = classify.classify_sample(studio, None, 0, 3, classify.GZSL)
+    assert details == prediction_dict(visitor.prediction) and len(details["gzsl"]) == 3
+    assert set(panel[0]) == {f"{s['name']} ({'seen' if s['seen'] else 'unseen'})" for s in details["gzsl"]}
+    target = details["gzsl"][0]["class_id"]
+    status, rows, picker, targets, name, *texts, after, same = knowledge.edit(studio, visitor, target, "", *PASTA)
+    assert same is visitor and status.startswith(f"Saved {target}") and tuple(texts) == PASTA
+    assert next(r for r in rows if r[0] == target)[3] == "yes" and picker.value == target
+    moved = [
+        s["class_id"]
+        for s, b in zip(after["scores"], details["scores"], strict=True)
+        if not np.isclose(s["distance"], b["distance"], atol=1e-6)
+    ]
+    assert moved == [target] and after == prediction_dict(visitor.prediction)
+    similarity, margins, same, chooser = heatmaps.draw(studio, visitor, "name", "top-k of the last prediction", [])
+    assert isinstance(similarity, go.Figure) and len(similarity.data[0].x) == 3 and same is visitor
+    assert len(margins.data[0].x) == 3 and len(chooser.choices) == len(visitor.session.class_ids)
+    *maps, note, csv, same = embeddings.draw(studio, visitor, "pca")
+    assert len(maps) == 4 and note.startswith("**Points per map:**") and Path(csv).is_file() and same is visitor
+    with pytest.raises(Exception, match="Classify a video first"):
+        heatmaps.draw(studio, None, "name", "top-k of the last prediction", [])
+
+
+@needs_demo
+def test_a_hidden_tab_redraws_when_selected_only_if_it_is_stale(studio):
+    import gradio as gr
+
+    from app import when_stale
+
+    select = bind(when_stale("heatmaps", heatmaps.draw, 4), studio)  # what Gradio calls on selection
+    drawn = select(None, "name", "all classes", [])
+    visitor = drawn[2]
+    assert isinstance(visitor, Visitor) and isinstance(drawn[0], go.Figure)
+    assert select(visitor, "name", "all classes", []) == (gr.skip(),) * 4  # nothing changed: left as it is
+    knowledge.edit(studio, visitor, "ApplyLipstick", "", *PASTA)  # made on the Knowledge tab
+    assert isinstance(select(visitor, "name", "all classes", [])[0], go.Figure)
+    assert select(visitor, "name", "all classes", []) == (gr.skip(),) * 4
+    classify.classify_sample(studio, visitor, 0, 5, classify.GZSL)  # a new prediction: a new top-k subset
+    redrawn = select(visitor, "name", "top-k of the last prediction", [])
+    assert len(redrawn[0].data[0].x) == 5
+    knowledge.reset_knowledge(studio, visitor, "ApplyLipstick", False)
+    with pytest.raises(gr.Error, match="Unknown subset"):
+        select(visitor, "name", "no such subset", [])
+    assert visitor.stale("heatmaps")  # a draw that failed leaves the tab stale: it draws on the next selection
+
+
+@needs_demo
+def test_the_knowledge_fan_out_updates_the_prediction_and_leaves_hidden_tabs_to_their_selection(studio):
+    from app import build_app
+
+    app = build_app(studio, Settings())
+    names = {"edit", "regenerate", "add_class", "undo", "reset", "import_knowledge"}
+    changes = {i for i, fn in app.fns.items() if fn.api_name in names}
+    assert len(changes) == len(names)
+    after = [fn for fn in app.fns.values() if fn.trigger_after in changes]
+    assert len(after) == len(changes) and all(fn.fn is classify.panel for fn in after)  # the panel, nothing else
+    selected = [inspect.unwrap(fn.fn) for fn in app.fns.values() if any(e == "select" for _, e in fn.targets)]
+    assert inspect.unwrap(heatmaps.draw) in selected and inspect.unwrap(embeddings.draw) in selected
