@@ -27,7 +27,7 @@ class KnowledgeTab:
 
 def table(visitor: Visitor) -> list[list[str]]:
     session = visitor.session
-    changed = set(session.knowledge.changed())
+    changed = set(session.changed())
     rows = []
     for class_id, seen in zip(session.class_ids, session.seen, strict=True):
         entry = session.entry(class_id)

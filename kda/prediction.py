@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import torch
 
 # Note codes: what a person should know about a prediction, kept apart from the words that say it.
 NO_AUDIO = "no_audio"  # the video had no usable audio: visual only
@@ -22,6 +21,8 @@ EXTRACTION = "extraction"  # a fact about how the features were made (clips used
 
 def distances(rho, class_matrix) -> np.ndarray:
     """d(i, c) = ||rho_i - t_c||_2. (N, E), (C, E) -> (N, C) float32."""
+    import torch  # here, so that importing kda.knowledge (whose session uses Candidates) loads no model library
+
     rho = torch.as_tensor(np.asarray(rho, dtype=np.float32))
     return torch.cdist(rho, torch.as_tensor(np.asarray(class_matrix, dtype=np.float32))).numpy()
 

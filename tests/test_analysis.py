@@ -263,8 +263,8 @@ def test_embedding_maps_hold_samples_knowledge_and_query(method):
     assert {key: m.title for key, m in maps.items()} == {  # points shown: 40 videos, 4 classes; the query apart
         "audio": f"Audio features, {label} (40 points)",
         "visual": f"Visual features, {label} (40 points)",
-        "knowledge": f"Knowledge embeddings t_c, {label} (4 points)",
-        "fused": f"Fused embeddings rho_av and knowledge t_c, {label} (44 points)",
+        "knowledge": f"Class matrix t_c (knowledge embeddings), {label} (4 points)",
+        "fused": f"Fused embeddings rho_av and class matrix t_c, {label} (44 points)",
     }
 
 

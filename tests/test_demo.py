@@ -36,7 +36,17 @@ def prediction() -> Prediction:
         scores[0], scores[1], np.array([0.1, 0.0, -0.1]), np.array([0.3, 0.2, 0.0]), "visual", ""
     )
     return Prediction(
-        scores, scores[:2], scores[1:], 0.5, np.zeros(4), np.zeros(2), np.zeros(3), True, modality, "test"
+        scores=scores,
+        gzsl=scores[:2],
+        zsl=scores[1:],
+        modality=modality,
+        rho_rows=np.zeros((3, 4)),
+        beta=0.5,
+        tau=0.1,
+        audio=np.zeros(2),
+        visual=np.zeros(3),
+        has_audio=True,
+        source="test",
     )
 
 

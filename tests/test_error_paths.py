@@ -461,11 +461,11 @@ def test_knowledge_not_bound_to_the_benchmark(tmp_path):
     bench = mini_root(tmp_path)
     unbound = ClassMatrix(["C", "B", "A"], np.eye(3, 8, dtype=np.float32), "precomputed")  # another order
     with pytest.raises(
-        KdaError, match=r"knowledge is not bound to the benchmark's class list \(use ClassMatrix.bind\)"
+        KdaError, match=r"the class matrix is not bound to the benchmark's class list \(use ClassMatrix.bind\)"
     ):
         mini_train(bench, unbound)
     wide = ClassMatrix(["A", "B", "C"], np.eye(3, 16, dtype=np.float32), "precomputed")
-    with pytest.raises(DimensionMismatchError, match=r"knowledge vectors have 16 dims but the model's embed_dim is 8"):
+    with pytest.raises(DimensionMismatchError, match=r"class-matrix rows have 16 dims but the model's embed_dim is 8"):
         mini_train(bench, wide)
 
 

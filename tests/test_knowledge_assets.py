@@ -21,7 +21,8 @@ def test_asset_covers_its_benchmark_by_name(dataset, file, class_set, count):
     knowledge = load_knowledge(ASSETS / file)
     classes = builtin_classes(dataset)
     assert knowledge.class_set == class_set and len(knowledge) == len(classes) == count
-    ids = knowledge.align(classes, allow_extra=False)  # every benchmark class, no unknown one
+    ids = knowledge.align_optional([(c.id, c.name) for c in classes])  # every benchmark class by name
+    assert None not in ids and sorted(ids) == sorted(knowledge.class_ids)  # and no unknown one
     for info, class_id in zip(classes, ids, strict=True):
         entry = knowledge.get(class_id)
         assert class_key(class_id) == class_key(info.id) and entry.name == info.name

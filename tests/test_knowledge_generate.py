@@ -12,6 +12,7 @@ import pytest
 from kda.cli import main
 from kda.knowledge import (
     ASPECTS,
+    ClassKnowledge,
     Description,
     Knowledge,
     KnowledgeError,
@@ -150,7 +151,10 @@ def test_resume_skips_described_classes_and_keeps_them(tmp_path):
 def test_a_partly_described_class_is_asked_only_what_it_lacks(tmp_path):
     out = tmp_path / "k.json"
     knowledge = Knowledge("mine", {})
-    knowledge.add_class("Archery", [Description("visual", "My own words."), Description("habitat", "Ranges.")])
+    knowledge.set_class(
+        "Archery",
+        ClassKnowledge("Archery", (Description("visual", "My own words."), Description("habitat", "Ranges."))),
+    )
     save_knowledge(knowledge, out)
     _, requests = describe_with(good, out)
     assert len(requests) == 2 and "visual" not in requests[0]["messages"][-1]["content"]

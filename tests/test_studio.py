@@ -61,10 +61,10 @@ def test_edit_re_encodes_only_edited_texts_and_matches_training_encoding(studio,
     entry = session.entry("ApplyLipstick")
     texts = [d.text for d in entry.descriptions]
     texts[1] = "A person paints their lips with a small stick of red colour in front of a mirror."
-    cache_size = len(studio.builder.cache)
+    known = len(studio.builder.vectors)
     session.edit("ApplyLipstick", texts)
     assert session.last_encoded == 1  # the one new text; the name and the other two come from the cache
-    assert len(studio.builder.cache) == cache_size + 1
+    assert len(studio.builder.vectors) == known + 1
     # the same t_c as encoding the edited knowledge from scratch, the way `kda train` does
     save_knowledge(session.knowledge, tmp_path / "edited.json")
     scratch = load_class_matrix(tmp_path / "edited.json", studio.checkpoint.text_encoder).bind(session.class_ids)
@@ -138,7 +138,7 @@ def test_similarity_and_margins_are_the_losses_own(studio):
     session = studio.new_session()
     margins = studio.margins(session, order="name")
     expected = adaptive_margins(torch.from_numpy(session.class_matrix), studio.loss.alpha, studio.loss.m0).numpy()
-    np.testing.assert_allclose(margins.class_matrix, expected, atol=1e-6)
+    np.testing.assert_allclose(margins.matrix, expected, atol=1e-6)
     similarity = studio.similarity(session, order="cluster")
     assert sorted(similarity.class_ids) == sorted(session.class_ids)
     i, j = similarity.class_ids.index("ApplyEyeMakeup"), similarity.class_ids.index("ApplyLipstick")
@@ -164,7 +164,7 @@ def test_embedding_maps_place_the_query_and_are_reproducible(studio):
 def test_classify_videos_notes_and_bad_files(studio, media_files, tmp_path):
     prediction = studio.classify(media_files["mp4_h264_aac"])
     assert len(prediction.gzsl) == 5 and prediction.has_audio
-    assert any("offline random weights" in n for n in prediction.notes)
+    assert [n.code for n in prediction.notes if "offline random weights" in n.message] == ["offline_extractor"]
     # Each shift is how every class's distance moves when that modality is set to its training mean...
     modality, full = prediction.modality, np.array([s.distance for s in prediction.scores])
     means = [norm.mean.cpu().numpy() for norm in (studio.model.audio_norm, studio.model.visual_norm)]
@@ -182,7 +182,7 @@ def test_classify_videos_notes_and_bad_files(studio, media_files, tmp_path):
     else:
         assert modality.driver == ("audio" if rise_audio > rise_visual else "visual")
     silent = studio.classify(media_files["no_audio"])
-    assert not silent.has_audio and any("visual-only" in n for n in silent.notes)
+    assert not silent.has_audio and [n.code for n in silent.notes if "visual-only" in n.message] == ["no_audio"]
     np.testing.assert_array_equal(silent.audio, studio.model.audio_norm.mean.numpy())
     text = tmp_path / "notes.mp4"
     text.write_text("not a video at all\n" * 50)
@@ -204,7 +204,7 @@ def test_kda_classify_cli(media_files, tmp_path):
     lines = ok.stdout.splitlines()
     video = media_files["mp4_h264_aac"].name
     assert lines[0] == f"GZSL (beta {load_checkpoint(DEMO).beta:.2f}): {video}"  # the checkpoint's own beta
-    top = json.loads((tmp_path / "p.json").read_text())["top"]
+    top = json.loads((tmp_path / "p.json").read_text())["gzsl"]  # the one JSON shape: gzsl and zsl
     assert len(top) == 5 and [s["score"] for s in top] == sorted((s["score"] for s in top), reverse=True)
     # The printed ranking is the JSON's, with each class marked seen or UNSEEN as the checkpoint has it.
     seen = {c.id: c.seen for c in load_checkpoint(DEMO).classes}
@@ -245,11 +245,8 @@ def test_text_encoder_of_the_demo_is_the_real_minilm():
     encoder = load_text_encoder("sentence-transformers/all-MiniLM-L6-v2")
     ckpt = load_checkpoint(DEMO)
     row = ckpt.class_ids.index("ApplyLipstick")
-    from kda.knowledge.embed import class_vector
-
-    np.testing.assert_allclose(
-        class_vector(encoder.encode(ckpt.knowledge.texts("ApplyLipstick"))), ckpt.class_matrix[row], atol=1e-6
-    )
+    mean = encoder.encode(ckpt.knowledge.texts("ApplyLipstick")).mean(axis=0)
+    np.testing.assert_allclose(mean / np.linalg.norm(mean), ckpt.class_matrix[row], atol=1e-6)
 
 
 def test_rescore_follows_the_knowledge_and_keeps_the_notes_once(studio, media_files):
@@ -274,7 +271,7 @@ def test_classifications_run_at_once_through_networks_built_once(studio, media_f
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(extract_module, "Networks", Counted)
-    fresh = Studio(studio.checkpoint, max_clips=1, max_examples=4, text_encoder=studio.embedder.encoder)
+    fresh = Studio(studio.checkpoint, max_clips=1, max_examples=4, text_encoder=studio.builder.encoder)
     videos = [media_files["mp4_h264_aac"], media_files["mkv_mpeg4_mp3"]]
     # Each call waits, inside its extraction, for the other to be inside its own: only calls that really run
     # at the same time get past (a lock around the extraction breaks the barrier).

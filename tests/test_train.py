@@ -116,7 +116,7 @@ def test_a_checkpoint_of_a_run_records_the_run(small_run, tmp_path):
     np.testing.assert_array_equal(ckpt.class_matrix, kv.vectors[[bench.classes.index(c) for c in ids]])
     assert (ckpt.text_encoder, ckpt.beta, ckpt.feature_weights) == ("some-encoder", result.beta, "none")
     assert ckpt.knowledge.class_ids == ids and ckpt.knowledge.class_set == kv.knowledge.class_set
-    assert set(ckpt.text_vectors.vectors) == {t for c in ids for t in kv.texts[c]}
+    assert set(ckpt.text_vectors.vectors) == {t for c in ids for t in kv.knowledge.texts(c)}
     assert ckpt.metrics == {
         "best_epoch": result.best_epoch,
         "test": result.test.to_dict(),

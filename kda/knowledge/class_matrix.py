@@ -141,9 +141,9 @@ class ClassMatrix:
     names: list[str]
     vectors: np.ndarray  # (C, E) float32
     encoder: str  # text encoder id, or PRECOMPUTED
-    form: str = UNIT
     knowledge: Knowledge | None = None  # the texts the rows were built from, keyed like `names`
     text_vectors: TextVectors | None = field(default=None, repr=False)  # each text's own vector
+    form: str = UNIT
 
     def bind(self, classes: list[str], known: list[str] | None = None) -> ClassMatrix:
         """The rows of `classes`, in that order (names matched case-insensitively). Classes missing from the
@@ -166,7 +166,7 @@ class ClassMatrix:
             knowledge = Knowledge(k.class_set, entries, dict(k.provenance), source=k.source)
             if self.text_vectors is not None:
                 text_vectors = self.text_vectors.only({t for c in knowledge.class_ids for t in knowledge.texts(c)})
-        return ClassMatrix(list(classes), self.vectors[rows], self.encoder, self.form, knowledge, text_vectors)
+        return ClassMatrix(list(classes), self.vectors[rows], self.encoder, knowledge, text_vectors, self.form)
 
 
 def encode_knowledge(knowledge: Knowledge, encoder, form: str = UNIT) -> ClassMatrix:
@@ -175,7 +175,7 @@ def encode_knowledge(knowledge: Knowledge, encoder, form: str = UNIT) -> ClassMa
     rows, _ = builder.rows(knowledge)
     names = knowledge.class_ids
     text_vectors = builder.stored({t for c in names for t in knowledge.texts(c)})
-    return ClassMatrix(names, np.stack([rows[c] for c in names]), encoder.id, form, knowledge, text_vectors)
+    return ClassMatrix(names, np.stack([rows[c] for c in names]), encoder.id, knowledge, text_vectors, form)
 
 
 # ---------------------------------------------------------------------------------------------
