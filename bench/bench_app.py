@@ -197,6 +197,12 @@ def bench_edit(studio, client, cheap: int) -> None:
 
     def lib_edit():  # what the /edit handler computes: demo.knowledge.edit + demo.state.Visitor.rescore
         session.edit(target, [texts[0], new_text("library"), *texts[2:]])
+        return studio.rescore(last, session, TOP_K)
+
+    def rescore():  # a new prediction from the rho_av rows the prediction kept: distances only
+        return studio.rescore(last, session, TOP_K)
+
+    def forward_pass():  # the same prediction made again through the network, as re-scoring did before
         audio = last.audio if last.has_audio else None
         return studio.classify_features(audio, last.visual, session, TOP_K, last.notes, last.source)
 
@@ -210,6 +216,10 @@ def bench_edit(studio, client, cheap: int) -> None:
     both = line("/edit + /similarity -> prediction + heatmap", api_both, lib_both, "... + Studio.similarity")
     budget("edit -> new prediction via API", *pred, BUDGET_EDIT)
     budget("edit -> new prediction + similarity heatmap via API", *both, BUDGET_EDIT)
+    rescored, forwarded, a, b = paired(rescore, forward_pass, cheap * 3, warmup=1)
+    same = [x.class_id for x in a.gzsl] == [x.class_id for x in b.gzsl]
+    line("new prediction after an edit: re-score", rescored, forwarded, "a forward pass per prediction")
+    print(f"  same ranking both ways: {same}")
 
 
 def bench_tsne(studio, client, repeat: int) -> None:

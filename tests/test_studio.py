@@ -249,11 +249,16 @@ def test_text_encoder_of_the_demo_is_the_real_minilm():
     np.testing.assert_allclose(mean / np.linalg.norm(mean), ckpt.class_matrix[row], atol=1e-6)
 
 
-def test_rescore_follows_the_knowledge_and_keeps_the_notes_once(studio, media_files):
+def test_rescore_follows_the_knowledge_and_keeps_the_notes_once(studio, media_files, monkeypatch):
     session = studio.new_session()
     silent = studio.classify(media_files["no_audio"], session)
     top = silent.gzsl[0].class_id
     session.edit(top, UNRELATED, name="Quarterly Tax Report")
+
+    def forward(*args):
+        raise AssertionError("a re-score must not run the network: it has the video's rho_av rows")
+
+    monkeypatch.setattr(studio.model, "forward", forward)
     again = studio.rescore(silent, session)
     assert again.notes == silent.notes  # the no-audio note once, not twice
     assert again.scores[session.class_ids.index(top)].distance != silent.scores[session.class_ids.index(top)].distance
