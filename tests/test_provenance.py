@@ -13,7 +13,7 @@ from media_factory import needs_ffmpeg
 from kda.benchmark import EXTRACTION_MANIFEST, SYNTHETIC_MANIFEST, feature_source
 from kda.checkpoint import load_checkpoint
 from kda.knowledge import TINY_TEXT_ENCODER
-from kda.knowledge.store import Knowledge, save_knowledge
+from kda.knowledge.store import ClassKnowledge, Description, Knowledge, save_knowledge
 from kda.studio import Studio
 
 
@@ -34,7 +34,7 @@ def knowledge_file(tmp_path_factory):
     """Descriptions of the tiny dataset's three classes, to be encoded with the tiny text encoder."""
     knowledge = Knowledge("tiny", {}, {"author": "test"})
     for label, text in (("A", "A red square."), ("B", "A green square."), ("C", "A blue square.")):
-        knowledge.add_class(label, [text])
+        knowledge.set_class(label, ClassKnowledge(label, (Description("other", text),)))
     return save_knowledge(knowledge, tmp_path_factory.mktemp("knowledge") / "tiny.json")
 
 

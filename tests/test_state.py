@@ -41,7 +41,7 @@ def test_start_keeps_a_visitor_or_makes_one_with_the_checkpoints_own_knowledge(s
     assert Visitor.start(studio, visitor) is visitor
     assert visitor.prediction is None and visitor.session.version == 0 and not visitor.maps
     assert visitor.session.export_json() == studio.base.export_json()
-    np.testing.assert_array_equal(visitor.session.matrix, studio.checkpoint.knowledge)
+    np.testing.assert_array_equal(visitor.session.class_matrix, studio.checkpoint.class_matrix)
     other = Visitor.start(studio)
     visitor.session.edit("ApplyLipstick", UNRELATED)
     assert other.session.export_json() == studio.base.export_json()  # one visitor's edit is theirs alone

@@ -146,7 +146,7 @@ def test_similarity_and_margins_are_the_losses_own(studio):
     subset = studio.similarity(session, classes=["ApplyLipstick", "ApplyEyeMakeup", "Archery"])
     rows = session.class_matrix[[session.class_ids.index(c) for c in subset.class_ids]]
     unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-    np.testing.assert_allclose(subset.class_matrix, unit @ unit.T, atol=1e-6)  # the cosines of those three t_c
+    np.testing.assert_allclose(subset.matrix, unit @ unit.T, atol=1e-6)  # the cosines of those three t_c
 
 
 def test_embedding_maps_place_the_query_and_are_reproducible(studio):
