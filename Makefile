@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: app test lint setup system-deps bench checkpoint screenshots mutants
+.PHONY: app test test-fast lint setup system-deps bench checkpoint screenshots mutants
 
 # KDA Studio on 127.0.0.1:7860 with the bundled demo checkpoint, offline.
 app: $(STAMP)
@@ -13,9 +13,14 @@ app: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest
 
+# The quick loop while editing: everything but tests/e2e (the app server, the browser, the local LLM, the CLI in a
+# subprocess) and the tests that make and decode media with ffmpeg (marker `media`). `make test` runs them all.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q tests/kda tests/demo -m "not media"
+
 # The README's tab screenshots, taken by the browser test in Chromium.
 screenshots: $(STAMP) system-deps
-	KDA_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/test_browser.py
+	KDA_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/e2e/test_browser.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

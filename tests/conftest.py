@@ -90,7 +90,7 @@ def tiny_root(tiny_videos, tmp_path_factory):
 
 
 # Slow tests, in the order `make mutants` should reach them: last, so that a mutant a fast test kills costs little.
-SLOW_FOR_MUTANTS = ("tests/test_protocol.py",)
+SLOW_FOR_MUTANTS = ("tests/kda/test_protocol.py",)
 
 
 def pytest_collection_modifyitems(items):

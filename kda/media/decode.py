@@ -302,7 +302,7 @@ def read_audio(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Audio:
     """The audio track as mono float32 at 16 kHz, made as the benchmark made it (docs/EXTRACTION.md,
     "Audio" steps 1-3) up to the documented approximations below. The track is held as float32 at its native
     rate up to EXACT_RESAMPLE_MAX_S and at 16 kHz beyond, so a long file never costs its native-rate size;
-    decoding itself peaks higher (about 170 MiB for a 10-minute file, tests/test_media_decode.py)."""
+    decoding itself peaks higher (about 170 MiB for a 10-minute file, tests/kda/media/test_decode.py)."""
     path = check_file(path, limits)
     # decord's multi-channel output is unreliable, so samples are only ever decoded with mono=True; this
     # low-rate multi-channel decode is used for its shape alone: the channel count and the track length.

@@ -242,7 +242,7 @@ threads = [threading.Thread(target=run) for _ in range(4)]
 [t.join() for t in threads]
 print(errors)
 """
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -26,7 +26,7 @@ from kda.media.extract import CACHE_DIR, VideoExtractor
 from kda.media.pipeline import ExtractOptions, Networks, extract_many
 
 pytestmark = [pytest.mark.media, needs_ffmpeg]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 CLASSES = {"RedThing": "red", "GreenThing": "green", "BlueThing": "blue", "GreyThing": "gray"}
 # The CLIP setting on 2 frames: sharding does not depend on the backbone, and it is ~10x cheaper than C3D here.
 OPTIONS = [

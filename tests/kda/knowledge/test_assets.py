@@ -8,7 +8,7 @@ from kda.benchmark import builtin_classes
 from kda.knowledge import ASPECTS, load_knowledge
 from kda.names import class_key
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "knowledge"
+ASSETS = Path(__file__).resolve().parents[3] / "assets" / "knowledge"
 FILES = [
     ("UCF", "ucf.json", "UCF-GZSL", 101),
     ("ActivityNet", "activitynet.json", "ActivityNet-GZSL", 200),

@@ -24,7 +24,7 @@ from kda.media.errors import NotMediaError
 from kda.media.pipeline import Networks
 from kda.studio import Studio
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "checkpoints" / "demo-ucf-cls"
 UNRELATED = [
     "A spreadsheet of quarterly tax figures for a small accounting firm.",

@@ -11,7 +11,7 @@ import pytest
 from demo.state import MAP_CACHE, Visitor, class_choices, prediction_dict
 from kda.studio import Studio
 
-DEMO = Path(__file__).resolve().parents[1] / "checkpoints" / "demo-ucf-cls"
+DEMO = Path(__file__).resolve().parents[2] / "checkpoints" / "demo-ucf-cls"
 UNRELATED = [
     "A spreadsheet of quarterly tax figures for a small accounting firm.",
     "Rows of numbers in grey cells on a computer screen.",

@@ -23,7 +23,7 @@ from kda.knowledge import (
 )
 from kda.knowledge.encoders import BUNDLED_MODELS
 
-UCF = Path(__file__).resolve().parents[1] / "assets" / "knowledge" / "ucf.json"
+UCF = Path(__file__).resolve().parents[3] / "assets" / "knowledge" / "ucf.json"
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from kda.model import DimensionMismatchError
 from kda.settings import get_setting
 from kda.train import TrainConfig, train
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "knowledge"
+ASSETS = Path(__file__).resolve().parents[3] / "assets" / "knowledge"
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".json"])

@@ -17,7 +17,7 @@ from kda.analysis import EmbeddingMap, Heatmap
 from kda.prediction import ClassScore, ModalityContribution, Prediction
 from kda.studio import Studio
 
-DEMO = Path(__file__).resolve().parents[1] / "checkpoints" / "demo-ucf-cls"
+DEMO = Path(__file__).resolve().parents[2] / "checkpoints" / "demo-ucf-cls"
 PASTA = (
     "Boiling pasta in a big pot on a kitchen stove.",
     "Steam rises while a cook stirs noodles with a wooden spoon.",
