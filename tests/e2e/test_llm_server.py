@@ -34,7 +34,7 @@ def test_that_passes(llm):
 
 
 def test_a_failed_test_names_the_dead_server_its_signal_and_its_log(pytester, monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # the inner pytest imports llm_server
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))  # the inner pytest imports tests/llm_server.py
     pytester.makeconftest("from llm_server import pytest_runtest_makereport")
     pytester.makepyfile(test_inner=textwrap.dedent(INNER_TEST))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--rootdir={pytester.path}")
