@@ -195,12 +195,12 @@ def bench_edit(studio, client, cheap: int) -> None:
     def api_edit_and_heatmap():
         return api_edit(), call(client, "cluster", "all classes", [], api_name="/similarity")
 
-    def lib_edit():  # what the /edit handler computes: demo.knowledge.edit + demo.state.Visitor.rescore
-        session.edit(target, [texts[0], new_text("library"), *texts[2:]])
-        return studio.rescore(last, session, TOP_K)
-
     def rescore():  # a new prediction from the rho_av rows the prediction kept: distances only
         return studio.rescore(last, session, TOP_K)
+
+    def lib_edit():  # what the /edit handler computes: demo.knowledge.edit + demo.state.Visitor.rescore
+        session.edit(target, [texts[0], new_text("library"), *texts[2:]])
+        return rescore()
 
     def forward_pass():  # the same prediction made again through the network, as re-scoring did before
         audio = last.audio if last.has_audio else None

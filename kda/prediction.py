@@ -108,9 +108,8 @@ class Prediction:
     def top(self, zsl: bool = False) -> ClassScore:
         return (self.zsl if zsl else self.gzsl)[0]
 
-    def rescored(self, candidates: Candidates, top_k: int | None = None) -> Prediction:
+    def rescored(self, candidates: Candidates, top_k: int) -> Prediction:
         """The same video against other candidates (after a knowledge edit): distances only, no forward pass."""
-        top_k = top_k or len(self.gzsl)
         return replace(self, **ranking(self.rho_rows, candidates, self.beta, self.tau, top_k, self.has_audio))
 
     def to_json(self) -> dict:
