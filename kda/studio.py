@@ -32,7 +32,6 @@ from kda.media.pipeline import DEFAULT_MAX_EXAMPLES, ExtractOptions, NetworkOpti
 from kda.model import check_dims
 from kda.prediction import EXTRACTION, NO_AUDIO, OFFLINE_EXTRACTOR, Note, Prediction, predict
 
-NO_AUDIO_NOTE = Note(NO_AUDIO, "no audio track: a visual-only prediction (audio set to its training mean)")
 NOT_ENCODED = ("precomputed", "synthetic")  # text-encoder ids of knowledge that came as vectors, not texts
 # Offline (random) extractor weights give meaningless features however many clips they see, so they get one
 # C3D clip (~1.3 s on 2 cores) instead of DEFAULT_MAX_CLIPS (~20 s): the same code path, a fast demo.
@@ -140,13 +139,14 @@ class Studio:
         """Extract a video's features and classify them. A video without (usable) audio is classified on its
         visual features alone, said in the notes; a file without a video track raises NoVideoTrackError."""
         features = self.extract(path, progress)
-        # The extractor's own offline and no-audio notes are said again, for the prediction, below.
-        notes = [n for n in features.notes if not n.endswith("features carry no meaning")]
-        notes = [Note(EXTRACTION, n) for n in notes if features.has_audio or not n.startswith("no audio track")]
+        notes = [Note(EXTRACTION, n) for n in features.notes]
         if features.offline:
             message = f"{self.checkpoint.setting} extractor on offline random weights: this prediction means nothing"
             notes.append(Note(OFFLINE_EXTRACTOR, message))
-        return self.classify_features(features.audio, features.visual, session, top_k, notes, Path(path).name)
+        source = Path(path).name
+        return self.classify_features(
+            features.audio, features.visual, session, top_k, notes, source, features.audio_missing or "no audio track"
+        )
 
     def classify_sample(self, index: int, session: KnowledgeSession | None = None, top_k: int = 5) -> Prediction:
         samples = self.require_samples()
@@ -166,15 +166,17 @@ class Studio:
         top_k: int = 5,
         notes: list[Note] | tuple = (),
         source: str = "features",
+        audio_missing: str = "no audio track",
     ) -> Prediction:
-        """Classify one video's features (Da,) or None, (Dv,) against the session's classes."""
+        """Classify one video's features (Da,) or None, (Dv,) against the session's classes; `audio_missing` says
+        why audio is None."""
         session = session or self.base
         notes = list(notes)
         audio_mean = self.model.audio_norm.mean.cpu().numpy()
         has_audio = audio is not None
         if not has_audio:
             audio = audio_mean
-            notes.append(NO_AUDIO_NOTE)
+            notes.append(Note(NO_AUDIO, f"{audio_missing}: a visual-only prediction (audio set to its training mean)"))
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         visual = np.asarray(visual, dtype=np.float32).reshape(-1)
         check_dims(self.model.cfg, len(audio), len(visual), source=source)

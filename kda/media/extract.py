@@ -130,7 +130,7 @@ def write_entry(entry: Path, source: Path, params: dict, features: VideoFeatures
         "has_audio": features.has_audio,
         "offline": features.offline,
         "sampled": features.sampled,
-        "notes": features.notes,
+        "notes": features.all_notes,
     }
     entry.parent.mkdir(parents=True, exist_ok=True)
     part = entry.with_name(entry.name + ".part.npz")

@@ -106,6 +106,7 @@ class VideoInfo:
     duration: float  # seconds
     examples: np.ndarray | None  # (m, 96, 64) VGGish inputs; None: no usable audio
     notes: list[str] = field(default_factory=list)
+    audio_missing: str = ""  # why `examples` is None: "no audio track" or "audio unusable (...)"
     visual_units: tuple[int, int] = (0, 0)  # (used, available) C3D clips; CLIP: (frames, frames)
     audio_units: tuple[int, int] = (0, 0)  # (used, available) 0.96 s examples
 
@@ -134,7 +135,9 @@ class Crashed:
 
 @dataclass
 class VideoFeatures:
-    """Features of one video in one setting; `notes` say in words what a user should know about them."""
+    """Features of one video in one setting. `notes` say in words what else a user should know about them (sampling,
+    downscaling, downmixing); a missing audio track and offline weights are fields, so that each reader words them
+    for its own purpose, and `all_notes` says everything in words for files and logs."""
 
     path: str
     setting: str
@@ -143,12 +146,19 @@ class VideoFeatures:
     duration: float  # seconds
     offline: bool  # True: seeded random weights, the features carry no meaning
     notes: list[str] = field(default_factory=list)
+    audio_missing: str = ""  # why `audio` is None: "no audio track" or "audio unusable (...)"
+    offline_sources: tuple[str, ...] = ()  # each offline backbone described, when `offline`
     visual_units: tuple[int, int] = (0, 0)  # (used, available) C3D clips; CLIP: (frames, frames)
     audio_units: tuple[int, int] = (0, 0)  # (used, available) 0.96 s examples
 
     @property
     def has_audio(self) -> bool:
         return self.audio is not None
+
+    @property
+    def all_notes(self) -> list[str]:
+        missing = [f"{self.audio_missing}: visual-only features"] if self.audio_missing else []
+        return [*self.notes, *missing, *self.offline_sources]
 
     @property
     def sampled(self) -> bool:
@@ -178,8 +188,8 @@ def video_inputs(path: str | Path, options: ExtractOptions, chunk: int = CPU_BAT
         yield VisualChunk(video.frames(indices))  # (n, H, W, 3) uint8
         notes.append(f"visual: CLIP on {len(indices)} frames spread evenly over {video.duration_s:.1f} s")
         visual_units = (len(indices), len(indices))
-    examples, audio_units, audio_notes = audio_inputs(video.path, options)
-    yield VideoInfo(str(video.path), video.duration_s, examples, notes + audio_notes, visual_units, audio_units)
+    examples, audio_units, audio_notes, missing = audio_inputs(video.path, options)
+    yield VideoInfo(str(video.path), video.duration_s, examples, notes + audio_notes, missing, visual_units, audio_units)
 
 
 def c3d_inputs(video, options: ExtractOptions, chunk: int, notes: list[str]):
@@ -208,13 +218,13 @@ def c3d_clip_frames(video, sequence: np.ndarray, clip: int) -> np.ndarray:
 
 
 def audio_inputs(path: Path, options: ExtractOptions):
-    """(m, 96, 64) log-mel examples or None, (used, available) examples, notes. A missing, undecodable or
-    damaged audio track leaves the video visual-only, said in a note."""
+    """(m, 96, 64) log-mel examples or None, (used, available) examples, notes, why audio is missing ("" when it
+    is not). A missing, undecodable or damaged audio track leaves the video visual-only."""
     try:
         audio = read_audio(path, options.limits)
     except (NoAudioTrackError, UnsupportedCodecError, CorruptMediaError) as e:
         reason = "no audio track" if isinstance(e, NoAudioTrackError) else f"audio unusable ({type(e).__name__})"
-        return None, (0, 0), [f"{reason}: visual-only features"]
+        return None, (0, 0), [], reason
     notes = list(audio.notes)
     samples = audio.samples
     total = num_examples(len(samples))
@@ -227,7 +237,7 @@ def audio_inputs(path: Path, options: ExtractOptions):
         notes.append(
             f"audio: VGGish on {len(chosen)} of {total} 0.96 s examples, spread evenly (cap: {options.max_examples})"
         )
-    return log_mel_examples(samples, chosen), (len(chosen), total), notes
+    return log_mel_examples(samples, chosen), (len(chosen), total), notes, ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,10 +320,6 @@ class Accumulator:
     def finish(self, info: VideoInfo, networks: Networks) -> VideoFeatures:
         visual = np.concatenate(self.outputs).mean(axis=0).astype(np.float32)  # (Dv,)
         audio = None if info.examples is None else networks.audio(info.examples).mean(axis=0).astype(np.float32)
-        notes = list(info.notes)
-        for bb in (networks.visual_bb, networks.audio_bb):
-            if bb.offline:
-                notes.append(bb.source)
         return VideoFeatures(
             path=info.path,
             setting=networks.setting,
@@ -321,7 +327,9 @@ class Accumulator:
             visual=visual,
             duration=info.duration,
             offline=networks.offline,
-            notes=notes,
+            notes=list(info.notes),
+            audio_missing=info.audio_missing,
+            offline_sources=tuple(bb.source for bb in (networks.visual_bb, networks.audio_bb) if bb.offline),
             visual_units=info.visual_units,
             audio_units=info.audio_units,
         )

@@ -49,13 +49,14 @@ def test_every_decodable_case_gives_cls_features_of_the_right_shape(battery, nam
         raise features
     assert features.visual.shape == (4096,) and features.visual.dtype == np.float32
     assert np.isfinite(features.visual).all()
-    assert features.offline and any("carry no meaning" in note for note in features.notes)
+    assert features.offline and any("carry no meaning" in note for note in features.all_notes)
     if CASES[name].audio:
         assert features.audio.shape == (128,) and features.has_audio
         assert features.audio.min() >= 0 and features.audio.max() <= 255
     else:
         assert features.audio is None and not features.has_audio
-        assert any("visual-only" in note for note in features.notes)
+        assert features.audio_missing in ("no audio track", "audio unusable (CorruptMediaError)")
+        assert f"{features.audio_missing}: visual-only features" in features.all_notes
 
 
 @pytest.mark.parametrize("name", FAILS)
