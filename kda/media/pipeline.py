@@ -189,7 +189,9 @@ def video_inputs(path: str | Path, options: ExtractOptions, chunk: int = CPU_BAT
         notes.append(f"visual: CLIP on {len(indices)} frames spread evenly over {video.duration_s:.1f} s")
         visual_units = (len(indices), len(indices))
     examples, audio_units, audio_notes, missing = audio_inputs(video.path, options)
-    yield VideoInfo(str(video.path), video.duration_s, examples, notes + audio_notes, missing, visual_units, audio_units)
+    yield VideoInfo(
+        str(video.path), video.duration_s, examples, notes + audio_notes, missing, visual_units, audio_units
+    )
 
 
 def c3d_inputs(video, options: ExtractOptions, chunk: int, notes: list[str]):
