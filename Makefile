@@ -30,7 +30,7 @@ lint: $(STAMP)
 # a checkpoint of it records, loading and saving the model, class binding and the extraction cache's entries. Left
 # out to stay within 30 minutes: result formatting, an epoch's batching and sampling, and the optional parts of a
 # checkpoint the app reads (reference samples, per-text vectors, stored knowledge texts). Prints every survivor.
-MUTANTS := 'kda.losses.*' 'kda.metrics.x_*' 'kda.names.*' 'kda.class_vectors.*bind__*' \
+MUTANTS := 'kda.losses.*' 'kda.metrics.x_*' 'kda.names.*' 'kda.knowledge.class_matrix.x*ClassMatrix*bind__*' \
 	$(foreach f,best_epoch run_stage train to_checkpoint,'kda.train.x_$(f)__*') \
 	$(foreach f,load_checkpoint check_state read_sections read_config save_checkpoint resolve,'kda.checkpoint.x_$(f)__*') \
 	'kda.checkpoint.x*Checkpoint*config__*' \
