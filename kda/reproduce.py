@@ -14,12 +14,8 @@ Layout of OUT: `data/<DATASET>/` (the unpacked root), `paper/`, `released/`, `re
 
 from __future__ import annotations
 
-import errno
-import http.client
 import json
 import shutil
-import urllib.error
-import urllib.request
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -28,8 +24,7 @@ from pathlib import Path
 
 from kda.benchmark import DATASETS, check_choice, load_benchmark
 from kda.errors import KdaError
-from kda.files import sha256_of
-from kda.media.weights import cache_dir
+from kda.files import CHUNK_BYTES, cache_dir, check_space, disk_error, download, sha256_of
 
 ARCHIVE_NAME = "avgzsl_benchmark_datasets.zip"
 # The Google Drive file the AVCA-GZSL README links ("Downloading our features"), as a direct download.
@@ -37,10 +32,6 @@ ARCHIVE_URL = (
     "https://drive.usercontent.google.com/download?id=1NzpSVL-2nXRFH6pvHNOZeRhu_jfDL0ZE&export=download&confirm=t"
 )
 KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "assets" / "knowledge"
-CHUNK_BYTES = 1 << 20  # 1 MiB per read
-TIMEOUT_S = 30.0
-MAX_RESUMES = 5  # an interrupted transfer is resumed (HTTP Range) at most this many times
-SPACE_MARGIN_BYTES = 64 << 20  # keep this much free beyond what a download or unpack needs
 UNPACKED_MARKER = ".kda-unpacked.json"
 
 # Published test results on the same benchmarks, (HM, ZSL) in percent (facts from docs/METHOD.md):
@@ -60,15 +51,7 @@ class ReproduceError(KdaError):
     """The archive cannot be had, is not the recorded one, lacks the dataset, or does not fit on disk."""
 
 
-class NetworkError(ReproduceError):
-    pass
-
-
 class ChecksumMismatchError(ReproduceError):
-    pass
-
-
-class DiskFullError(ReproduceError):
     pass
 
 
@@ -130,92 +113,18 @@ def fetch_archive(source: str | None = None, progress: bool = True) -> Path:
         return path
     path = archive_dir() / ARCHIVE_NAME
     if not path.is_file():
-        download(source, path, progress)
+        download(
+            source,
+            path,
+            progress,
+            hint=f"without network, download {ARCHIVE_NAME} elsewhere and pass the file as `source`",
+        )
     try:
         verify(path)
     except ChecksumMismatchError:
         path.unlink()  # a bad copy must not be found again
         raise
     return path
-
-
-def download(url: str, path: Path, progress: bool = True) -> Path:
-    """Stream `url` to `path` through `path.part`, resuming an interrupted transfer with HTTP Range requests
-    (also one left by an earlier run); a progress bar shows the bytes."""
-    from tqdm import tqdm
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    # `delay`: no bar at all when the first request fails at once (no network), only the error.
-    with tqdm(unit="B", unit_scale=True, desc=path.name, disable=not progress, delay=0.5) as bar:
-        for _ in range(MAX_RESUMES + 1):
-            offset = part.stat().st_size if part.exists() else 0
-            if transfer(url, part, offset, bar):
-                part.replace(path)
-                return path
-    raise NetworkError(
-        f"the download of {url} was interrupted {MAX_RESUMES + 1} times; run again to resume from "
-        f"{part.stat().st_size if part.exists() else 0} bytes, or download it by hand and pass it as `source`"
-    )
-
-
-def transfer(url: str, part: Path, offset: int, bar) -> bool:
-    """One HTTP request appending to `part` from `offset`; True when the file is complete, False when the
-    connection broke off (resume). Errors that resuming cannot mend are raised."""
-    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and offset:  # nothing left to send: the part is complete
-            return True
-        raise NetworkError(f"{url} answered HTTP {e.code} {e.reason}; check the URL, or pass the archive file") from e
-    except (urllib.error.URLError, OSError) as e:
-        raise NetworkError(
-            f"cannot reach {url} ({getattr(e, 'reason', e)}); without network, download {ARCHIVE_NAME} elsewhere "
-            "and pass the file as `source`"
-        ) from e
-    with response:
-        if "text/html" in response.headers.get("Content-Type", ""):
-            raise ArchiveError(
-                f"{url} sent a web page, not the archive (a quota or confirmation page?); download {ARCHIVE_NAME} "
-                "in a browser and pass the file as `source`"
-            )
-        resumed = response.status == 206
-        if offset and not resumed:  # the server ignored the Range header: start over
-            offset = 0
-        length = int(response.headers.get("Content-Length") or 0)
-        check_space(part.parent, length, f"downloading {url}")
-        bar.reset(total=offset + length if length else None)
-        bar.update(offset)
-        received = 0
-        try:
-            with part.open("ab" if offset else "wb") as out:
-                while chunk := response.read(CHUNK_BYTES):
-                    out.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-        except (http.client.IncompleteRead, ConnectionError, TimeoutError) as e:
-            if isinstance(e, TimeoutError) and not received:
-                raise NetworkError(f"{url} stopped sending data ({e})") from e
-            return False
-        except OSError as e:
-            raise disk_error(e, part) from e
-    return not length or received >= length
-
-
-def check_space(folder: Path, needed: int, what: str) -> None:
-    free = shutil.disk_usage(folder).free
-    if needed and free < needed + SPACE_MARGIN_BYTES:
-        raise DiskFullError(
-            f"{what} needs {needed / 2**30:.2f} GiB but {folder} has {free / 2**30:.2f} GiB free; free some space "
-            "or choose another `out` (or $KDA_CACHE for the download)"
-        )
-
-
-def disk_error(error: OSError, path: Path) -> Exception:
-    if error.errno == errno.ENOSPC:
-        return DiskFullError(f"the disk is full while writing {path}; free some space and run again (it resumes)")
-    return error
 
 
 # ---------------------------------------------------------------------------------------------

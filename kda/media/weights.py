@@ -15,21 +15,16 @@ seen at the first download is recorded next to the file and every later load is 
 
 from __future__ import annotations
 
-import os
-import shutil
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from kda import files
 from kda.errors import KdaError
-from kda.files import sha256_of
+from kda.files import cache_dir, sha256_of
 
-CHUNK_BYTES = 1 << 20  # 1 MiB per read when hashing and downloading
 MIN_PREFIX_HEX = 8  # shortest checksum prefix accepted (torch.hub's file-name convention)
-DOWNLOAD_TIMEOUT_S = 30.0
 
 
 class WeightsError(KdaError):
@@ -103,15 +98,6 @@ REGISTRY: dict[str, WeightFile] = {
 }
 
 
-def cache_dir() -> Path:
-    """Root of kda's cache: $KDA_CACHE, else $XDG_CACHE_HOME/kda, else ~/.cache/kda."""
-    if os.environ.get("KDA_CACHE"):
-        return Path(os.environ["KDA_CACHE"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "kda"
-    return Path.home() / ".cache" / "kda"
-
-
 def weights_dir() -> Path:
     return cache_dir() / "weights"
 
@@ -172,26 +158,14 @@ def fetch(name: str | WeightFile, *, progress: bool = True) -> Path:
 
 
 def download(weight: WeightFile, path: Path, *, progress: bool) -> None:
-    """Stream `weight.url` to `path` through a `.part` file, with a tqdm progress bar."""
-    from tqdm import tqdm
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
+    hint = (
+        f"on a machine without network, download {weight.filename} elsewhere and copy it to {path} (the cache is "
+        "$KDA_CACHE, $XDG_CACHE_HOME/kda or ~/.cache/kda), or use the offline weights"
+    )
     try:
-        with urllib.request.urlopen(weight.url, timeout=DOWNLOAD_TIMEOUT_S) as response, part.open("wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=weight.filename, disable=not progress) as bar:
-                while chunk := response.read(CHUNK_BYTES):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        part.unlink(missing_ok=True)
-        raise WeightsUnavailableError(
-            f"cannot download {weight.filename} from {weight.url} ({e}). On a machine without network, "
-            f"download it elsewhere and copy it to {path} (the cache is $KDA_CACHE, $XDG_CACHE_HOME/kda or "
-            f"~/.cache/kda), or use the offline weights"
-        ) from e
-    shutil.move(part, path)
+        files.download(weight.url, path, progress, hint)
+    except files.DownloadError as e:
+        raise WeightsUnavailableError(str(e)) from e
 
 
 def load_state_dict(name: str | WeightFile, *, progress: bool = True) -> dict:

@@ -13,13 +13,12 @@ import pytest
 
 from kda.checkpoint import load_checkpoint
 from kda.cli import main
+from kda.files import DiskFullError, DownloadError
 from kda.knowledge import TINY_TEXT_ENCODER
 from kda.reproduce import (
     ARCHIVE_NAME,
     ArchiveError,
     ChecksumMismatchError,
-    DiskFullError,
-    NetworkError,
     dataset_prefix_in,
     fetch_archive,
     record_path,
@@ -179,7 +178,7 @@ def test_no_network_is_one_clear_line(tmp_path, capsys):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     url = f"http://127.0.0.1:{port}/{ARCHIVE_NAME}"
-    with pytest.raises(NetworkError, match="cannot reach"):
+    with pytest.raises(DownloadError, match="cannot reach"):
         fetch_archive(url, progress=False)
     args = ["reproduce", "--dataset", "UCF", "--setting", "cls", "--source", url, "--out", str(tmp_path / "r")]
     assert main(args) == 1
@@ -188,9 +187,9 @@ def test_no_network_is_one_clear_line(tmp_path, capsys):
 
 
 def test_full_disk_is_named_before_writing(server, monkeypatch):
-    import kda.reproduce
+    import kda.files
 
-    monkeypatch.setattr(kda.reproduce.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 10, 0))
+    monkeypatch.setattr(kda.files.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 10, 0))
     with pytest.raises(DiskFullError, match="GiB free"):
         fetch_archive(server.url + ARCHIVE_NAME, progress=False)
 
