@@ -4,12 +4,14 @@
              progress bar, or a local file; its SHA-256 is recorded at the first download and enforced from then
              on (no digest is published), as for the C3D weights
     unpack   only the chosen dataset's class splits and the chosen setting's audio/video features
-    train    the shipped knowledge (assets/knowledge/<dataset>.json) encoded with the paper's CLIP text encoder,
-             the `paper` preset (and `released` with also_released), evaluated on test
+    train    the knowledge (ours: assets/knowledge/<dataset>.json; released: the authors' descriptions, fetched
+             and checked by kda.knowledge.sources; or both) encoded with the paper's CLIP text encoder, the
+             `paper` preset (and `released` with also_released), evaluated on test
     write    OUT/results.json, OUT/results.md (the runs beside the published AVCA, TCaF and ClipClap numbers),
              OUT/<preset>/ checkpoints that `python app.py --checkpoint OUT/paper` loads
 
-Layout of OUT: `data/<DATASET>/` (the unpacked root), `paper/`, `released/`, `results.json`, `results.md`.
+Layout of OUT: `data/<DATASET>/` (the unpacked root), one checkpoint per run (`paper/`, `released/` on our
+knowledge; `paper-released-knowledge/`, ... on the authors'), `results.json`, `results.md`.
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from pathlib import Path
 from kda.benchmark import DATASETS, check_choice, load_benchmark
 from kda.errors import KdaError
 from kda.files import CHUNK_BYTES, cache_dir, check_space, disk_error, download, sha256_of
+from kda.knowledge.sources import OURS, SOURCES
 
 ARCHIVE_NAME = "avgzsl_benchmark_datasets.zip"
 # The Google Drive file the AVCA-GZSL README links ("Downloading our features"), as a direct download.
 ARCHIVE_URL = (
     "https://drive.usercontent.google.com/download?id=1NzpSVL-2nXRFH6pvHNOZeRhu_jfDL0ZE&export=download&confirm=t"
 )
-KNOWLEDGE_DIR = Path(__file__).resolve().parent.parent / "assets" / "knowledge"
 UNPACKED_MARKER = ".kda-unpacked.json"
 
 # Published test results on the same benchmarks, (HM, ZSL) in percent (facts from docs/METHOD.md):
@@ -45,6 +47,10 @@ PUBLISHED = {
     "ClipClap-GZSL": {"cls": {"VGGSound": (16.18, 11.53), "UCF": (55.97, 46.96), "ActivityNet": (27.93, 22.76)}},
 }
 PUBLISHED_FEATURES = {"TCaF": "cls, temporal", "ClipClap-GZSL": "CLIP + CLAP"}  # AVCA: the setting's own
+
+
+BOTH = "both"  # --knowledge both: every preset on our knowledge and on the authors'
+KNOWLEDGE_LABELS = {"ours": "ours (assets/knowledge)", "released": "the authors' (released CSV)"}
 
 
 class ReproduceError(KdaError):
@@ -195,18 +201,21 @@ def unpack(archive: Path, dataset: str, setting: str, dest: Path) -> Path:
 @dataclass
 class Run:
     preset: str
+    knowledge: str  # kda.knowledge.sources: "ours" or "released"
     checkpoint: Path
     test: dict  # GZSLResult.to_dict()
     validation: dict | None
     best_epoch: int
 
 
-def knowledge_file(dataset: str) -> Path:
-    return KNOWLEDGE_DIR / f"{DATASETS[dataset]}.json"
+def run_folder(preset: str, knowledge: str) -> str:
+    return preset if knowledge == OURS else f"{preset}-{knowledge}-knowledge"
 
 
-def train_preset(root: Path, dataset: str, setting: str, preset_name: str, out: Path, options: dict) -> Run:
-    """Train and evaluate one preset on the unpacked root; save its checkpoint in out/<preset>."""
+def train_preset(
+    root: Path, dataset: str, setting: str, preset_name: str, knowledge: str, out: Path, options: dict
+) -> Run:
+    """Train and evaluate one preset on one knowledge source; save its checkpoint in out/<run_folder>."""
     from kda.checkpoint import save_checkpoint
     from kda.knowledge.class_matrix import load_class_matrix
     from kda.presets import get_preset
@@ -214,19 +223,18 @@ def train_preset(root: Path, dataset: str, setting: str, preset_name: str, out: 
 
     preset = get_preset(preset_name)
     bench = load_benchmark(root, dataset, setting)
-    path = knowledge_file(dataset)
-    class_matrix = load_class_matrix(path, options["text_encoder"], form=preset.class_matrix_form)
+    class_matrix = load_class_matrix(knowledge, options["text_encoder"], form=preset.class_matrix_form, dataset=dataset)
     class_matrix = class_matrix.bind(bench.classes, known=bench.all_classes)
     cfg = preset.train_config(epochs=options["epochs"], beta_grid=options["beta_grid"], **options["overrides"])
     model_cfg = preset.model_config(setting, embed_dim=class_matrix.vectors.shape[1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the released protocol's test-selection warning is in results.md
         result = train(bench, class_matrix, model_cfg, preset.loss_config(), cfg, progress=options["progress"])
-    provenance = {"knowledge": str(path), "preset": preset.name, "reproduce": options["archive"]}
+    provenance = {"knowledge": knowledge, "preset": preset.name, "reproduce": options["archive"]}
     ckpt = to_checkpoint(result, bench, class_matrix, preset.loss_config(), cfg, provenance)
-    folder = save_checkpoint(ckpt, out / preset.name)
+    folder = save_checkpoint(ckpt, out / run_folder(preset.name, knowledge))
     validation = None if result.validation is None else result.validation.to_dict()
-    return Run(preset.name, folder, result.test.to_dict(), validation, result.best_epoch)
+    return Run(preset.name, knowledge, folder, result.test.to_dict(), validation, result.best_epoch)
 
 
 def reproduce(
@@ -237,6 +245,7 @@ def reproduce(
     source: str | None = None,
     text_encoder: str | None = None,
     also_released: bool = False,
+    knowledge: str = OURS,
     epochs: int = 50,
     beta_grid: str = "gaps",
     progress: bool = True,
@@ -244,12 +253,15 @@ def reproduce(
     train_overrides: dict | None = None,
 ) -> dict:
     """Download (or take) the archive, unpack one dataset and setting, train and evaluate; write
-    OUT/results.json and OUT/results.md and return the results. `train_overrides` set TrainConfig fields of
+    OUT/results.json and OUT/results.md and return the results. `knowledge`: "ours", "released" or "both" (every
+    preset on each, side by side in the results). `train_overrides` set TrainConfig fields of
     every preset (e.g. a smaller `batches_per_epoch` for a quick check); they are recorded in the results."""
     from kda.knowledge import DEFAULT_TEXT_ENCODER
 
     check_choice(dataset, DATASETS, "dataset")
     check_choice(setting, ("main", "cls"), "setting")
+    check_choice(knowledge, (*SOURCES, BOTH), "knowledge")
+    sources = SOURCES if knowledge == BOTH else (knowledge,)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     archive = fetch_archive(source, progress)
@@ -266,8 +278,9 @@ def reproduce(
     }
     runs = []
     for preset in ("paper", "released") if also_released else ("paper",):
-        log(f"training preset {preset!r} ({epochs} epochs)")
-        runs.append(train_preset(root, dataset, setting, preset, out, options))
+        for source in sources:
+            log(f"training preset {preset!r} on {source} knowledge ({epochs} epochs)")
+            runs.append(train_preset(root, dataset, setting, preset, source, out, options))
     results = {
         "dataset": dataset,
         "setting": setting,
@@ -280,6 +293,7 @@ def reproduce(
         "runs": [
             {
                 "preset": r.preset,
+                "knowledge": r.knowledge,
                 "checkpoint": str(r.checkpoint),
                 "best_epoch": r.best_epoch,
                 "test": r.test,
@@ -304,19 +318,19 @@ def results_markdown(results: dict) -> str:
         f"`{results['beta_grid']}`. Test-set results in percent (S, U: class-averaged accuracy of seen and unseen "
         "test videos among all classes; HM their harmonic mean; ZSL: unseen videos among unseen classes).",
         "",
-        "| run | features | S | U | HM | ZSL | beta | selection |",
-        "|---|---|---|---|---|---|---|---|",
+        "| run | knowledge | features | S | U | HM | ZSL | beta | selection |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in results["runs"]:
         t = run["test"]
         selection = "validation" if run["validation"] is not None else "TEST set (released code; optimistic)"
         lines.append(
-            f"| KDA `{run['preset']}` (this run) | {setting} | {t['seen']:.2f} | {t['unseen']:.2f} | {t['hm']:.2f} | "
+            f"| KDA `{run['preset']}` (this run) | {KNOWLEDGE_LABELS[run['knowledge']]} | {setting} | {t['seen']:.2f} | {t['unseen']:.2f} | {t['hm']:.2f} | "
             f"{t['zsl']:.2f} | {t['beta']:.3g} | {selection} |"
         )
     for row in results["published"]:
         lines.append(
-            f"| {row['method']} (published) | {row['features']} | - | - | {row['hm']:.2f} | {row['zsl']:.2f} | - | - |"
+            f"| {row['method']} (published) | - | {row['features']} | - | - | {row['hm']:.2f} | {row['zsl']:.2f} | - | - |"
         )
     lines += [
         "",

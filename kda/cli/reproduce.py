@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         help="download the AVCA features, train and evaluate, and write results beside the published ones",
         description="Download avgzsl_benchmark_datasets.zip (resumable; its SHA-256 is recorded at the first "
         "download and enforced afterwards) or take a local copy, unpack one dataset and setting, encode the "
-        "shipped knowledge, train with the paper's protocol (and the released preset with --also-released), and "
+        "knowledge (ours, the authors' released descriptions, or both side by side), train with the paper's protocol (and the released preset with --also-released), and "
         "write OUT/results.json, OUT/results.md and the checkpoints OUT/paper (OUT/released) for app.py.",
         formatter_class=DefaultsFormatter,
     )
@@ -27,6 +27,13 @@ def register(subparsers) -> None:
     p.add_argument("--source", help="archive URL or local file (default: the AVCA-GZSL README's link)")
     p.add_argument("--text-encoder", help="text encoder for the knowledge (default: the paper's CLIP ViT-B/32)")
     p.add_argument("--also-released", action="store_true", help="also train the `released` preset")
+    p.add_argument(
+        "--knowledge",
+        choices=("ours", "released", "both"),
+        default="ours",
+        help="whose class descriptions: ours (assets/knowledge), the KDA authors' (downloaded from their repository "
+        "at a pinned commit, SHA-256 checked), or both, side by side in results.md",
+    )
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="stage-1 epochs")
     p.add_argument("--beta-grid", choices=BETA_GRIDS, default=TrainConfig.beta_grid, help="calibrated-stacking search")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -46,6 +53,7 @@ def run(args) -> int:
         source=args.source,
         text_encoder=args.text_encoder,
         also_released=args.also_released,
+        knowledge=args.knowledge,
         epochs=args.epochs,
         beta_grid=args.beta_grid,
         progress=not args.quiet,
@@ -53,6 +61,6 @@ def run(args) -> int:
     )
     for r in results["runs"]:
         t = r["test"]
-        print(f"{r['preset']:<9} test S {t['seen']:.2f}  U {t['unseen']:.2f}  HM {t['hm']:.2f}  ZSL {t['zsl']:.2f}")
+        print(f"{r['preset']:<9} {r['knowledge']:<9} test S {t['seen']:.2f}  U {t['unseen']:.2f}  HM {t['hm']:.2f}  ZSL {t['zsl']:.2f}")
     print(f"results: {args.out}/results.md; checkpoint: {results['runs'][0]['checkpoint']}")
     return 0

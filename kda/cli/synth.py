@@ -26,8 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--latent-dim", type=int, default=defaults.latent_dim, help="intrinsic dimension of the features")
     p.add_argument(
         "--knowledge",
-        help="real class knowledge (a knowledge file, encoded with --text-encoder, or vectors) to derive the "
-        "features from; default: random clustered knowledge",
+        help="real class knowledge to derive the features from: 'ours', 'released' (see `kda train`), a "
+        "knowledge file encoded with --text-encoder, or vectors; default: random clustered knowledge",
     )
     p.add_argument("--text-encoder", help="text encoder id for a knowledge file (default: the CLIP default)")
     p.set_defaults(run=run)
@@ -43,7 +43,9 @@ def run(args) -> int:
     cfg = SynthConfig(
         train_videos=args.train_videos, eval_videos=args.eval_videos, latent_dim=args.latent_dim, seed=args.seed
     )
-    class_matrix = load_class_matrix(args.knowledge, args.text_encoder) if args.knowledge else None
+    class_matrix = (
+        load_class_matrix(args.knowledge, args.text_encoder, dataset=args.dataset) if args.knowledge else None
+    )
     summary = write_synthetic_benchmark(args.out, args.dataset, args.setting, cfg, class_matrix)
     print(
         f"wrote {summary.videos} videos of {summary.classes} {args.dataset} classes ({args.setting}) to {summary.root}"

@@ -37,8 +37,10 @@ def register(subparsers) -> None:
     p.add_argument("--setting", choices=list_settings(), default="cls", help="feature setting")
     p.add_argument(
         "--knowledge",
-        help="class knowledge: a knowledge file (descriptions, encoded with --text-encoder) or an embeddings "
-        "file (.npz names/embeddings, or .json); default: ROOT/knowledge_vectors.npz if present",
+        help="class knowledge: 'ours' (the shipped descriptions), 'released' (the KDA authors' descriptions, "
+        "downloaded from a pinned commit and checked), a knowledge file (descriptions, encoded with "
+        "--text-encoder) or an embeddings file (.npz names/embeddings, or .json); default: "
+        "ROOT/knowledge_vectors.npz if present",
     )
     p.add_argument("--text-encoder", help="text encoder id for a descriptions file (default: the CLIP default)")
     p.add_argument("--out", required=True, help="checkpoint folder to write")
@@ -87,14 +89,15 @@ def register(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def knowledge_path(args) -> Path:
+def knowledge_option(args) -> str:
+    """--knowledge as given (a file or a source name), or the root's own vectors."""
     from kda.cli import CliError
 
     if args.knowledge:
-        return Path(args.knowledge)
+        return args.knowledge
     default = Path(args.root) / "knowledge_vectors.npz"
     if default.exists():
-        return default
+        return str(default)
     raise CliError(f"no --knowledge given and {default} does not exist")
 
 
@@ -123,7 +126,9 @@ def run(args) -> int:
     if cfg.epochs < 1 or cfg.batch_size < 2 or (cfg.batches_per_epoch is not None and cfg.batches_per_epoch < 1):
         raise CliError("--epochs and --batches-per-epoch must be at least 1 and --batch-size at least 2")
     bench = load_benchmark(args.root, args.dataset, args.setting)
-    class_matrix = load_class_matrix(knowledge_path(args), args.text_encoder, form=preset.class_matrix_form)
+    class_matrix = load_class_matrix(
+        knowledge_option(args), args.text_encoder, form=preset.class_matrix_form, dataset=args.dataset
+    )
     class_matrix = class_matrix.bind(bench.classes, known=bench.all_classes)
     model_cfg = preset.model_config(args.setting, embed_dim=class_matrix.vectors.shape[1])
     loss_cfg = loss_preset(args.loss_preset) if args.loss_preset else preset.loss_config()
@@ -155,7 +160,7 @@ def run(args) -> int:
         class_matrix,
         loss_cfg,
         cfg,
-        {"knowledge": str(knowledge_path(args)), **({"description": args.description} if args.description else {})},
+        {"knowledge": knowledge_option(args), **({"description": args.description} if args.description else {})},
         args.samples_per_class,
     )
     save_checkpoint(ckpt, out)

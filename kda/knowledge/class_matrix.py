@@ -31,6 +31,7 @@ import numpy as np
 
 from kda.errors import KdaError
 from kda.knowledge.encoders import DEFAULT_TEXT_ENCODER, load_text_encoder
+from kda.knowledge.sources import SOURCES, named_knowledge
 from kda.knowledge.store import Knowledge, load_knowledge
 from kda.names import match_classes
 
@@ -196,11 +197,19 @@ def save_class_matrix(path: str | Path, names: list[str], vectors: np.ndarray, e
     return path
 
 
-def load_class_matrix(path: str | Path, text_encoder: str | None = None, form: str = UNIT) -> ClassMatrix:
+def load_class_matrix(
+    path: str | Path, text_encoder: str | None = None, form: str = UNIT, dataset: str | None = None
+) -> ClassMatrix:
     """A knowledge file encoded with `text_encoder` (its id), or a file of precomputed vectors (unit rows in
-    "unit" form, as stored in "raw-mean" form)."""
-    path = Path(path)
+    "unit" form, as stored in "raw-mean" form); or, with the benchmark's `dataset`, the knowledge a source name
+    of `kda.knowledge.sources` gives ("ours", "released"), encoded."""
     check_form(form)
+    if str(path) in SOURCES:
+        if dataset is None:
+            raise KdaError(f"knowledge {str(path)!r} names a source; it needs the benchmark's dataset")
+        knowledge = named_knowledge(str(path), dataset)
+        return encode_knowledge(knowledge, load_text_encoder(text_encoder or DEFAULT_TEXT_ENCODER), form)
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"knowledge file {path} does not exist")
     if path.suffix == ".npz":

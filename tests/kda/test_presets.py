@@ -155,14 +155,14 @@ def raw_of(encoder, text: str) -> np.ndarray:
 def test_raw_mean_knowledge_is_the_plain_mean_of_unnormalised_text_embeddings():
     from kda.knowledge import TINY_TEXT_ENCODER, load_knowledge, load_text_encoder
     from kda.knowledge.class_matrix import load_class_matrix
-    from kda.reproduce import knowledge_file
+    from kda.knowledge.sources import shipped_path
 
     encoder = load_text_encoder(TINY_TEXT_ENCODER)
     texts = ["Someone plays a violin.", "A dog barks loudly in a yard."]
     raw = encoder.encode(texts, normalize=False)
     assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
     assert raw / np.linalg.norm(raw, axis=1, keepdims=True) == pytest.approx(encoder.encode(texts), abs=1e-5)
-    path = knowledge_file("UCF")
+    path = shipped_path("UCF")
     vectors = load_class_matrix(path, TINY_TEXT_ENCODER, form="raw-mean")
     first = vectors.names[0]
     first_texts = load_knowledge(path).texts(first)

@@ -2,14 +2,13 @@
 (avgzsl_benchmark_datasets/UCF/...: real class names and splits, synthetic features from the shipped knowledge)."""
 
 import hashlib
-import http.server
 import json
 import shutil
 import socket
-import threading
 import zipfile
 
 import pytest
+from file_server import FileServer, released_csv
 
 from kda.checkpoint import load_checkpoint
 from kda.cli import main
@@ -31,12 +30,12 @@ from kda.reproduce import (
 def archive(tmp_path_factory):
     """avgzsl_benchmark_datasets.zip with UCF's cls features, made by kda.synth from the shipped UCF knowledge."""
     from kda.knowledge.class_matrix import load_class_matrix
-    from kda.reproduce import knowledge_file
+    from kda.knowledge.sources import shipped_path
     from kda.synth import SynthConfig, write_synthetic_benchmark
 
     folder = tmp_path_factory.mktemp("archive")
     root = folder / "avgzsl_benchmark_datasets" / "UCF"
-    knowledge = load_class_matrix(knowledge_file("UCF"), TINY_TEXT_ENCODER)
+    knowledge = load_class_matrix(shipped_path("UCF"), TINY_TEXT_ENCODER)
     write_synthetic_benchmark(root, "UCF", "cls", SynthConfig(train_videos=4, eval_videos=2), knowledge)
     for extra in ("knowledge_vectors.npz", "synthetic.json"):  # not in the public archive
         (root / extra).unlink()
@@ -48,51 +47,9 @@ def archive(tmp_path_factory):
     return path
 
 
-class Server:
-    """Serves files on 127.0.0.1 with HTTP Range support; `cut` responses are broken off half way."""
-
-    def __init__(self, files: dict[str, bytes]):
-        self.files, self.cut, self.ranges = files, 0, []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                data = server.files.get(self.path.lstrip("/"))
-                if data is None:
-                    self.send_error(404)
-                    return
-                header = self.headers.get("Range")
-                server.ranges.append(header)
-                start = int(header.removeprefix("bytes=").rstrip("-")) if header else 0
-                self.send_response(206 if header else 200)
-                self.send_header("Content-Type", "application/zip")
-                self.send_header("Content-Length", str(len(data) - start))
-                if header:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.end_headers()
-                body = data[start:]
-                if server.cut:
-                    server.cut -= 1
-                    body = body[: len(body) // 2]  # the connection drops mid-transfer
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
 def server(archive):
-    s = Server({ARCHIVE_NAME: archive.read_bytes()})
+    s = FileServer({ARCHIVE_NAME: archive.read_bytes()})
     yield s
     s.close()
 
@@ -129,7 +86,7 @@ def test_reproduce_end_to_end_with_an_interrupted_download(server, archive, tmp_
     assert sorted(p.name for p in (out / "data" / "UCF" / "features").iterdir()) == ["cls_features"]
     t = run["test"]
     assert capsys.readouterr().out.splitlines() == [
-        f"paper     test S {t['seen']:.2f}  U {t['unseen']:.2f}  HM {t['hm']:.2f}  ZSL {t['zsl']:.2f}",
+        f"paper     ours      test S {t['seen']:.2f}  U {t['unseen']:.2f}  HM {t['hm']:.2f}  ZSL {t['zsl']:.2f}",
         f"results: {out}/results.md; checkpoint: {out / 'paper'}",
     ]
 
@@ -156,6 +113,29 @@ def test_released_preset_beside_the_paper_one(server, tmp_path):
     assert released["validation"] is None
     assert "TEST set" in (tmp_path / "r" / "results.md").read_text()
     assert load_checkpoint(tmp_path / "r" / "released").model.cfg.double_skip is True
+
+
+def test_both_knowledge_sources_side_by_side(server, tmp_path, monkeypatch):
+    from kda.knowledge.sources import DIGEST_VARIABLE, RELEASED_FILES, ROOT_VARIABLE
+
+    csv_file = released_csv("UCF")
+    server.files[RELEASED_FILES["UCF"].path] = csv_file
+    monkeypatch.setenv(ROOT_VARIABLE, server.url)
+    monkeypatch.setenv(DIGEST_VARIABLE, f"UCF={hashlib.sha256(csv_file).hexdigest()}")
+    out = tmp_path / "r"
+    args = ["reproduce", "--dataset", "UCF", "--setting", "cls", "--source", server.url + ARCHIVE_NAME]
+    assert (
+        main([*args, "--out", str(out), "--knowledge", "both", "--text-encoder", TINY_TEXT_ENCODER, "--epochs", "1"])
+        == 0
+    )
+    ours, released = json.loads((out / "results.json").read_text())["runs"]
+    assert (ours["knowledge"], released["knowledge"]) == ("ours", "released")
+    assert released["checkpoint"] == str(out / "paper-released-knowledge")
+    assert load_checkpoint(released["checkpoint"]).knowledge.provenance["source"].endswith("UCF/class-split/UCF.csv")
+    assert "commit" not in load_checkpoint(ours["checkpoint"]).knowledge.provenance  # the shipped texts
+    rows = [line for line in (out / "results.md").read_text().splitlines() if "(this run)" in line]
+    assert [row.split(" | ")[1] for row in rows] == ["ours (assets/knowledge)", "the authors' (released CSV)"]
+    assert f"{released['test']['hm']:.2f}" in rows[1] and f"{ours['test']['hm']:.2f}" in rows[0]
 
 
 def test_local_archive_and_checksum_enforced_after_the_first(archive, tmp_path, server):

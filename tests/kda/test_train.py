@@ -7,8 +7,8 @@ import pytest
 
 from kda.benchmark import load_benchmark
 from kda.knowledge.class_matrix import load_class_matrix
+from kda.knowledge.sources import shipped_path
 from kda.losses import loss_preset
-from kda.reproduce import KNOWLEDGE_DIR
 from kda.settings import get_setting
 from kda.train import TrainConfig, balanced_order, reference_samples, to_checkpoint, train
 
@@ -78,7 +78,7 @@ def small_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("small_run")
     write_synthetic_benchmark(root, "UCF", "main", SynthConfig(train_videos=2, eval_videos=4, embed_dim=512))
     bench = load_benchmark(root, "UCF", "main")
-    knowledge, rng = load_knowledge(KNOWLEDGE_DIR / "ucf.json"), np.random.default_rng(0)
+    knowledge, rng = load_knowledge(shipped_path("UCF")), np.random.default_rng(0)
     texts = sorted({t for c in knowledge.class_ids for t in knowledge.texts(c)})
     per_text = dict(zip(texts, rng.normal(size=(len(texts), 512)), strict=True))
     text_vectors = TextVectors("some-encoder", "f1ngerprint", per_text)
