@@ -134,17 +134,24 @@ def heatmap_figure(heatmap: Heatmap) -> go.Figure:
             y=labels,
             colorscale="Cividis",
             colorbar={"title": heatmap.value_label},
-            hovertemplate=f"row y: %{{y}}<br>column c: %{{x}}<br>{heatmap.value_label}: %{{z:.3f}}<extra></extra>",
+            customdata=None if heatmap.applied is None else applied_words(heatmap.applied),
+            hovertemplate=f"row y: %{{y}}<br>column c: %{{x}}<br>{heatmap.value_label}: %{{z:.3f}}"
+            + ("" if heatmap.applied is None else "<br>%{customdata}")
+            + "<extra></extra>",
         )
     )
     ticks = {"tickfont": {"size": 9 if k > 40 else 11}, "showticklabels": k <= 120, "dtick": 1 if k <= 80 else None}
     fig.update_layout(
-        title=f"{heatmap.title} ({k} classes)",
+        title=f"{heatmap.title} ({k} classes)" + (f"<br><sup>{heatmap.note}</sup>" if heatmap.note else ""),
         xaxis={"title": "class c", **ticks},
         yaxis={"title": "class y", "autorange": "reversed", **ticks},
         height=max(420, min(900, 160 + 9 * k)),
     )
     return fig
+
+
+def applied_words(applied: np.ndarray) -> list[list[str]]:
+    return np.where(applied, "applied in training", "never applied by the loss").tolist()
 
 
 def class_colours(class_ids: list[str]) -> dict[str, str]:

@@ -17,7 +17,7 @@ import hashlib
 import io
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -93,6 +93,8 @@ class Heatmap:
     seen: np.ndarray  # (K,) bool
     title: str
     value_label: str  # what a cell holds, for the colour bar and hover
+    note: str = ""  # what a reader must know besides the title
+    applied: np.ndarray | None = None  # margins: (K, K) bool, whether training ever applied the cell's margin
 
 
 def unknown_classes_message(unknown: list[str], choices: list[str]) -> str:
@@ -127,6 +129,7 @@ def heatmap(
     order: str = "cluster",
     classes: list[str] | None = None,
     kind: str = "similarity",
+    note: str = "",
 ) -> Heatmap:
     """The full (C, C) matrix cut to `classes` (see select_classes), then ordered within that subset:
     "cluster" (cluster_order, reading the matrix as `kind`) or "name" (alphabetical)."""
@@ -146,6 +149,7 @@ def heatmap(
         seen=np.asarray(seen, dtype=bool)[rows],
         title=title,
         value_label=value_label,
+        note=note,
     )
 
 
@@ -157,14 +161,25 @@ def similarity_heatmap(class_matrix, class_ids, names, seen, *, order="cluster",
     return heatmap(matrix, class_ids, names, seen, title=title, value_label=label, order=order, classes=classes)
 
 
-def margin_heatmap(class_matrix, class_ids, names, seen, *, alpha, m0, order="cluster", classes=None) -> Heatmap:
-    """class_matrix (C, E) -> Heatmap of the adaptive margins m(y, c) the loss adds to non-target logits."""
+def margin_heatmap(
+    class_matrix, class_ids, names, seen, *, alpha, m0, margin_weight=1.0, order="cluster", classes=None
+) -> Heatmap:
+    """class_matrix (C, E) -> Heatmap of the adaptive margins m(y, c) the loss adds to non-target logits. Training
+    sees only the seen classes, so margins of an unseen row or column were never applied; with `margin_weight`
+    0 (the released preset) none was."""
     title = f"Adaptive margin m(y, c) = {alpha:g} * cos(t_y, t_c) + {m0:g}, 0 on the diagonal"
     matrix = margin_matrix(class_matrix, alpha, m0)
     label = "margin (logit units)"
-    return heatmap(
-        matrix, class_ids, names, seen, title=title, value_label=label, order=order, classes=classes, kind="margin"
-    )
+    if margin_weight == 0:
+        note = "trained WITHOUT the margin loss (weight 0): no margin here was applied; they show what it would add"
+    else:
+        note = "rows and columns of unseen classes: margins the loss never applied (training sees seen classes only)"
+    hm = heatmap(
+        matrix, class_ids, names, seen, title=title, value_label=label, order=order, classes=classes, kind="margin",
+        note=note,
+    )  # fmt: skip
+    applied = np.outer(hm.seen, hm.seen) & (margin_weight != 0)
+    return replace(hm, applied=applied)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -105,10 +105,13 @@ class CrossAttentionBlock(nn.Module):
 class InputNorm(nn.Module):
     """Per-dimension standardisation with training-set statistics, saved with the model. The cls
     features live on very different scales (audio 0..255, visual activations in the thousands of
-    dims); standardising them keeps the first layers' optimisation well conditioned."""
+    dims); standardising them keeps the first layers' optimisation well conditioned. With `standardise`
+    off (the released preset) the inputs pass raw, but the statistics are still kept: the training mean
+    stands in for a missing modality (no audio track, the modality-contribution view)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, standardise: bool = True):
         super().__init__()
+        self.standardise = standardise
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
 
@@ -119,15 +122,15 @@ class InputNorm(nn.Module):
         self.std.copy_(std.clamp_min(0.1 * std.mean().clamp_min(1e-6)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        return (x - self.mean) / self.std if self.standardise else x
 
 
 class KDAModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.audio_norm = InputNorm(cfg.audio_dim)
-        self.visual_norm = InputNorm(cfg.visual_dim)
+        self.audio_norm = InputNorm(cfg.audio_dim, cfg.input_norm)
+        self.visual_norm = InputNorm(cfg.visual_dim, cfg.input_norm)
         self.audio_encoder = mlp(cfg.audio_dim, cfg.audio_hidden, cfg.width, cfg.mlp_dropout)
         self.visual_encoder = mlp(cfg.visual_dim, cfg.visual_hidden, cfg.width, cfg.mlp_dropout)
         self.position = nn.Parameter(torch.randn(2, cfg.width) * 0.02)  # p_a, p_v
@@ -170,10 +173,8 @@ class KDAModel(nn.Module):
 
     @torch.no_grad()
     def fit_input_norm(self, audio, visual) -> None:
-        """Set the input standardisation from training features (N, Da), (N, Dv); with `input_norm` off the
-        inputs stay raw (mean 0, std 1 kept)."""
-        if not self.cfg.input_norm:
-            return
+        """Keep the training features' statistics (N, Da), (N, Dv): they standardise the inputs (unless
+        `input_norm` is off) and their means stand in for a missing modality."""
         self.audio_norm.fit(torch.as_tensor(audio, dtype=torch.float32))
         self.visual_norm.fit(torch.as_tensor(visual, dtype=torch.float32))
 

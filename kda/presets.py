@@ -13,6 +13,7 @@ one table.
     attention dropout                 on the weights and the output       on the output projection only
     losses                            alignment + adaptive margin         alignment alone, weight 5
     selection of epoch and beta       validation (two-stage protocol)     the TEST set (optimistic; warns)
+    beta grid                         every decision gap ("gaps")         AVCA's 0..3 step 0.2 ("avca")
 
 Why the paper preset chose otherwise (the README says the same):
 * one pass per epoch makes an epoch's cost scale with the data (UCF's 5k videos need 3 batches of 256, not
@@ -52,6 +53,7 @@ class Preset:
     batch_size: int
     batches_per_epoch: int | None  # None: one pass over the training videos per epoch
     class_matrix_form: str  # kda.knowledge.class_matrix.FORMS: "unit" (L2-normalised mean) or "raw-mean"
+    beta_grid: str  # kda.metrics.BETA_GRIDS
     model: dict = field(default_factory=dict)  # ModelConfig fields in every setting
     model_cls: dict = field(default_factory=dict)  # ModelConfig fields in the cls setting only
 
@@ -70,6 +72,7 @@ class Preset:
             "batch_size": self.batch_size,
             "batches_per_epoch": self.batches_per_epoch,
             "protocol": self.protocol,
+            "beta_grid": self.beta_grid,
             "preset": self.name,
         }
         return TrainConfig(**{**base, **overrides})
@@ -89,6 +92,7 @@ PRESETS = {
             batch_size=TrainConfig.batch_size,
             batches_per_epoch=None,
             class_matrix_form="unit",
+            beta_grid="gaps",
         ),
         Preset(
             "released",
@@ -99,6 +103,7 @@ PRESETS = {
             batch_size=2048,
             batches_per_epoch=50,
             class_matrix_form="raw-mean",
+            beta_grid="avca",  # the 16 values the released code tried
             model={
                 "normalize_output": False,
                 "input_norm": False,

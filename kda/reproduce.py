@@ -202,6 +202,7 @@ def unpack(archive: Path, dataset: str, setting: str, dest: Path) -> Path:
 class Run:
     preset: str
     knowledge: str  # kda.knowledge.sources: "ours" or "released"
+    beta_grid: str
     checkpoint: Path
     test: dict  # GZSLResult.to_dict()
     validation: dict | None
@@ -225,7 +226,8 @@ def train_preset(
     bench = load_benchmark(root, dataset, setting)
     class_matrix = load_class_matrix(knowledge, options["text_encoder"], form=preset.class_matrix_form, dataset=dataset)
     class_matrix = class_matrix.bind(bench.classes, known=bench.all_classes)
-    cfg = preset.train_config(epochs=options["epochs"], beta_grid=options["beta_grid"], **options["overrides"])
+    grid = {"beta_grid": options["beta_grid"]} if options["beta_grid"] else {}  # else the preset's own
+    cfg = preset.train_config(epochs=options["epochs"], **grid, **options["overrides"])
     model_cfg = preset.model_config(setting, embed_dim=class_matrix.vectors.shape[1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the released protocol's test-selection warning is in results.md
@@ -234,7 +236,7 @@ def train_preset(
     ckpt = to_checkpoint(result, bench, class_matrix, preset.loss_config(), cfg, provenance)
     folder = save_checkpoint(ckpt, out / run_folder(preset.name, knowledge))
     validation = None if result.validation is None else result.validation.to_dict()
-    return Run(preset.name, knowledge, folder, result.test.to_dict(), validation, result.best_epoch)
+    return Run(preset.name, knowledge, cfg.beta_grid, folder, result.test.to_dict(), validation, result.best_epoch)
 
 
 def reproduce(
@@ -247,13 +249,14 @@ def reproduce(
     also_released: bool = False,
     knowledge: str = OURS,
     epochs: int = 50,
-    beta_grid: str = "gaps",
+    beta_grid: str | None = None,
     progress: bool = True,
     log=print,
     train_overrides: dict | None = None,
 ) -> dict:
     """Download (or take) the archive, unpack one dataset and setting, train and evaluate; write
-    OUT/results.json and OUT/results.md and return the results. `knowledge`: "ours", "released" or "both" (every
+    OUT/results.json and OUT/results.md and return the results. `beta_grid`: every preset's, or None for each
+    preset's own. `knowledge`: "ours", "released" or "both" (every
     preset on each, side by side in the results). `train_overrides` set TrainConfig fields of
     every preset (e.g. a smaller `batches_per_epoch` for a quick check); they are recorded in the results."""
     from kda.knowledge import DEFAULT_TEXT_ENCODER
@@ -294,6 +297,7 @@ def reproduce(
             {
                 "preset": r.preset,
                 "knowledge": r.knowledge,
+                "beta_grid": r.beta_grid,
                 "checkpoint": str(r.checkpoint),
                 "best_epoch": r.best_epoch,
                 "test": r.test,
@@ -311,11 +315,13 @@ def reproduce(
 def results_markdown(results: dict) -> str:
     """The runs beside the published numbers, as a Markdown table."""
     dataset, setting = results["dataset"], results["setting"]
+    given = results["beta_grid"]
+    grid_words = f"`{given}`" if given else "the preset's own (`paper`: `gaps`, `released`: `avca`)"
     lines = [
         f"# KDA on {dataset}-GZSL, {setting} features",
         "",
         f"Text encoder `{results['text_encoder']}`, {results['epochs']} stage-1 epochs, beta grid "
-        f"`{results['beta_grid']}`. Test-set results in percent (S, U: class-averaged accuracy of seen and unseen "
+        f"{grid_words}. Test-set results in percent (S, U: class-averaged accuracy of seen and unseen "
         "test videos among all classes; HM their harmonic mean; ZSL: unseen videos among unseen classes).",
         "",
         "| run | knowledge | features | S | U | HM | ZSL | beta | selection |",

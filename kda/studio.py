@@ -238,6 +238,7 @@ class Studio:
             session.seen,
             alpha=self.loss.alpha,
             m0=self.loss.m0,
+            margin_weight=self.loss.margin_weight,
             order=order,
             classes=classes,
         )

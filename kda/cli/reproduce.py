@@ -35,7 +35,9 @@ def register(subparsers) -> None:
         "at a pinned commit, SHA-256 checked), or both, side by side in results.md",
     )
     p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="stage-1 epochs")
-    p.add_argument("--beta-grid", choices=BETA_GRIDS, default=TrainConfig.beta_grid, help="calibrated-stacking search")
+    p.add_argument(
+        "--beta-grid", choices=BETA_GRIDS, help="calibrated-stacking search (default: each preset's: gaps, avca)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
@@ -61,6 +63,8 @@ def run(args) -> int:
     )
     for r in results["runs"]:
         t = r["test"]
-        print(f"{r['preset']:<9} {r['knowledge']:<9} test S {t['seen']:.2f}  U {t['unseen']:.2f}  HM {t['hm']:.2f}  ZSL {t['zsl']:.2f}")
+        print(
+            f"{r['preset']:<9} {r['knowledge']:<9} test S {t['seen']:.2f}  U {t['unseen']:.2f}  HM {t['hm']:.2f}  ZSL {t['zsl']:.2f}"
+        )
     print(f"results: {args.out}/results.md; checkpoint: {results['runs'][0]['checkpoint']}")
     return 0

@@ -63,9 +63,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--beta-grid",
         choices=BETA_GRIDS,
-        default=d.beta_grid,
         help="calibrated-stacking search: 'gaps' tries every seen/unseen decision gap of the scores; 'avca' the "
-        "benchmark's 0..3 step 0.2 (for exact comparison with published numbers)",
+        "benchmark's 0..3 step 0.2 (for exact comparison with published numbers); default: the preset's "
+        "(paper: gaps, released: avca)",
     )
     p.add_argument(
         "--protocol",
@@ -112,7 +112,8 @@ def run(args) -> int:
     from kda.train import to_checkpoint, train
 
     preset = get_preset(args.preset)
-    explicit = {k: v for k, v in (("batch_size", args.batch_size), ("protocol", args.protocol)) if v is not None}
+    given = (("batch_size", args.batch_size), ("protocol", args.protocol), ("beta_grid", args.beta_grid))
+    explicit = {k: v for k, v in given if v is not None}
     if args.batches_per_epoch is not None:
         explicit["batches_per_epoch"] = args.batches_per_epoch
     cfg = preset.train_config(
@@ -120,7 +121,6 @@ def run(args) -> int:
         lr=args.lr,
         seed=args.seed,
         class_balanced=not args.no_balance,
-        beta_grid=args.beta_grid,
         **explicit,
     )
     if cfg.epochs < 1 or cfg.batch_size < 2 or (cfg.batches_per_epoch is not None and cfg.batches_per_epoch < 1):

@@ -77,6 +77,25 @@ def test_heatmap_labels_mark_unseen_classes_and_hover_names_both():
     assert "%{y}" in trace.hovertemplate and "%{x}" in trace.hovertemplate and "cosine" in trace.hovertemplate
 
 
+def test_margin_heatmap_states_its_note_and_marks_margins_never_applied():
+    seen = np.array([True, False, True])
+    applied = np.outer(seen, seen)
+    heatmap = Heatmap(
+        np.ones((3, 3)), ["a", "b", "c"], ["A", "B", "C"], seen, "Adaptive margin", "margin", "a note", applied
+    )
+    figure = figures.heatmap_figure(heatmap).to_plotly_json()
+    assert figure["layout"]["title"]["text"].endswith("<br><sup>a note</sup>")
+    words = np.array(figure["data"][0]["customdata"])
+    assert (
+        np.array_equal(words == "applied in training", applied)
+        and "%{customdata}" in figure["data"][0]["hovertemplate"]
+    )
+    plain = figures.heatmap_figure(
+        Heatmap(np.ones((3, 3)), ["a", "b", "c"], ["A", "B", "C"], seen, "Similarity", "cos")
+    )
+    assert "customdata" not in plain.to_plotly_json()["data"][0] and "<sup>" not in plain.layout.title.text
+
+
 def test_embedding_figure_knowledge_squares_query_star_and_subsampling_stated():
     kinds = ["sample", "sample", "knowledge", "knowledge", "query"]
     emap = EmbeddingMap(

@@ -184,3 +184,83 @@ def test_plain_json_mapping_is_precomputed_knowledge(tmp_path):
     assert vectors.encoder == PRECOMPUTED and vectors.names == ["bowling", "Archery"]
     assert vectors.vectors == pytest.approx(np.array([[0.0, 1.0], [0.6, 0.8]]))
     assert load_class_matrix(path, form="raw-mean").vectors[0] == pytest.approx([3.0, 4.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# A real tiny checkpoint of the released preset, read the way the app reads it
+
+
+@pytest.fixture(scope="module")
+def released_checkpoint(ucf_synth, tmp_path_factory):
+    from kda.knowledge import TINY_TEXT_ENCODER
+
+    out = tmp_path_factory.mktemp("released") / "ck"
+    args = ["train", "--root", ucf_synth, "--dataset", "UCF", "--preset", "released", "--knowledge", "ours"]
+    small = ["--epochs", 2, "--batch-size", 64, "--batches-per-epoch", 2, "--samples-per-class", 2, "--quiet"]
+    assert main([str(a) for a in [*args, "--text-encoder", TINY_TEXT_ENCODER, *small, "--out", out]]) == 0
+    return out
+
+
+def test_an_edited_class_of_a_released_checkpoint_is_encoded_as_its_other_classes(released_checkpoint):
+    from kda.knowledge.class_matrix import class_row
+    from kda.studio import Studio
+
+    studio = Studio.load(released_checkpoint)
+    session = studio.new_session()
+    norms = np.linalg.norm(session.class_matrix, axis=1)
+    assert norms.min() > 1.5  # raw means of raw text vectors, not unit rows
+    class_id = session.class_ids[0]
+    texts = ["Flute Player", "A person blows across a flute.", "Fingers cover holes.", "A clear whistling tone."]
+    session.edit(class_id, texts[1:], name=texts[0])
+    encoder = studio.builder.encoder
+    expected = class_row(encoder.encode(texts, normalize=False), "raw-mean")
+    assert session.class_matrix[0] == pytest.approx(expected, abs=1e-5)
+    assert np.linalg.norm(session.class_matrix[0]) == pytest.approx(np.linalg.norm(expected), rel=1e-5)
+
+
+def test_a_released_checkpoint_keeps_the_training_means_for_a_missing_modality(released_checkpoint, ucf_synth):
+    from kda.benchmark import load_benchmark
+    from kda.studio import Studio
+
+    studio = Studio.load(released_checkpoint)
+    model = studio.model
+    assert not model.cfg.input_norm  # raw inputs, as released ...
+    train = load_benchmark(ucf_synth, "UCF", "cls").stage(2).train  # ... and still the stage-2 training means
+    assert model.audio_norm.mean.numpy() == pytest.approx(train.audio.mean(axis=0), rel=1e-4, abs=1e-4)
+    assert model.visual_norm.mean.numpy() == pytest.approx(train.visual.mean(axis=0), rel=1e-4, abs=1e-4)
+    assert np.abs(model.audio_norm.mean.numpy()).max() > 1.0  # not the zeros that a never-fitted norm holds
+    x = torch.randn(3, model.cfg.audio_dim) * 50 + 100
+    assert torch.equal(model.audio_norm(x), x)  # the forward stays raw
+    samples = studio.require_samples()
+    silent = studio.classify_features(None, samples.visual[0])
+    as_mean = studio.classify_features(model.audio_norm.mean.numpy(), samples.visual[0])
+    assert [s.class_id for s in silent.gzsl] == [s.class_id for s in as_mean.gzsl]
+
+
+def test_the_released_preset_searches_the_avca_grid(released_checkpoint):
+    from kda.metrics import BETA_GRID
+
+    ckpt = load_checkpoint(released_checkpoint)
+    assert ckpt.provenance["train"]["beta_grid"] == "avca"
+    assert any(math.isclose(ckpt.beta, b, abs_tol=1e-9) for b in BETA_GRID)
+    assert get_preset("released").train_config().beta_grid == "avca"
+    assert get_preset("paper").train_config().beta_grid == "gaps"
+
+
+@pytest.mark.parametrize("preset", ["released", "paper"])
+def test_the_margin_heatmap_says_which_margins_training_applied(released_checkpoint, preset, ucf_synth, tmp_path):
+    from kda.studio import Studio
+
+    if preset == "released":
+        studio = Studio.load(released_checkpoint)
+    else:
+        out = tmp_path / "paper"
+        args = ["train", "--root", ucf_synth, "--dataset", "UCF", "--epochs", 1, "--samples-per-class", 1, "--quiet"]
+        assert main([str(a) for a in [*args, "--out", out]]) == 0
+        studio = Studio.load(out)
+    heatmap = studio.margins()
+    if preset == "released":
+        assert "WITHOUT the margin loss" in heatmap.note and not heatmap.applied.any()
+    else:
+        assert "unseen classes" in heatmap.note
+        assert np.array_equal(heatmap.applied, np.outer(heatmap.seen, heatmap.seen)) and heatmap.applied.any()
