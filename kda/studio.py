@@ -13,6 +13,7 @@ prediction's notes say that predictions for uploaded videos then mean nothing.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,13 @@ from kda.knowledge.class_matrix import ClassMatrixBuilder
 from kda.knowledge.session import KnowledgeSession
 from kda.knowledge.store import ClassKnowledge, Knowledge
 from kda.losses import LossConfig
-from kda.media.decode import DEFAULT_LIMITS, Limits
+from kda.media.decode import DEFAULT_LIMITS, Limits, open_video
 from kda.media.extract import DEFAULT_MAX_CLIPS, VideoExtractor
 from kda.media.pipeline import DEFAULT_MAX_EXAMPLES, ExtractOptions, NetworkOptions, Progress, VideoFeatures
 from kda.model import check_dims
 from kda.prediction import EXTRACTION, NO_AUDIO, OFFLINE_EXTRACTOR, Note, Prediction, predict
+from kda.zero_shot import FRAMES as ZERO_SHOT_FRAMES
+from kda.zero_shot import ZeroShotScorer, ZeroShotScores
 
 NOT_ENCODED = ("precomputed", "synthetic")  # text-encoder ids of knowledge that came as vectors, not texts
 # Offline (random) extractor weights give meaningless features however many clips they see, so they get one
@@ -48,6 +51,7 @@ class Studio:
         max_examples: int = DEFAULT_MAX_EXAMPLES,
         text_encoder=None,
         device="cpu",  # where the model and the extractor's networks run (kda.device.resolve_device)
+        zero_shot_weights: str | None = None,  # the training-free scorer's CLIP; None: as the extractor's
     ):
         self.checkpoint = checkpoint
         self.device = torch.device(device)
@@ -64,6 +68,9 @@ class Studio:
         self.builder, self.why_not_editable = self.load_builder(text_encoder)
         self.base = self.new_session()  # read-only view for callers that pass no session
         self.sample_embeddings: np.ndarray | None = None  # rho_av of the reference sample, made once
+        self.zero_shot_weights = zero_shot_weights or self.weights
+        self.scorer: ZeroShotScorer | None = None  # built by the first zero-shot request
+        self.scorer_lock = threading.Lock()
 
     @classmethod
     def load(cls, location: str | Path, **kwargs) -> Studio:
@@ -147,6 +154,27 @@ class Studio:
         return self.classify_features(
             features.audio, features.visual, session, top_k, notes, source, features.audio_missing or "no audio track"
         )
+
+    def zero_shot(self, path: str | Path, session: KnowledgeSession | None = None) -> ZeroShotScores:
+        """The training-free CLIP scores of a video (kda.zero_shot), beside KDA's prediction."""
+        clip = open_video(path, self.extractor.options.limits)
+        frames = clip.frames(clip.uniform_indices(ZERO_SHOT_FRAMES))
+        return self.zero_shot_again(self.load_scorer().video_vector(frames), session)
+
+    def zero_shot_again(self, video: np.ndarray, session: KnowledgeSession | None = None) -> ZeroShotScores:
+        """A video's unit CLIP vector (E,) against the session's knowledge as it stands now (no frames decoded)."""
+        session = session or self.base
+        return self.load_scorer().score(video, session.knowledge, session.class_ids, session.seen)
+
+    def load_scorer(self) -> ZeroShotScorer:
+        with self.scorer_lock:  # built once, whoever asks first
+            if self.scorer is None:
+                self.scorer = ZeroShotScorer.load(self.zero_shot_weights)
+                if self.builder is not None and self.builder.encoder.id == self.scorer.spec:
+                    with self.builder.lock:  # the checkpoint's texts, encoded by this very CLIP already
+                        vectors = dict(self.builder.vectors)
+                    self.scorer.seed(vectors)
+            return self.scorer
 
     def classify_sample(self, index: int, session: KnowledgeSession | None = None, top_k: int = 5) -> Prediction:
         samples = self.require_samples()

@@ -300,3 +300,17 @@ def test_classifications_run_at_once_through_networks_built_once(studio, media_f
         np.testing.assert_allclose(a.visual, b.visual, rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(a.audio, b.audio)
         assert [s.class_id for s in a.gzsl] == [s.class_id for s in b.gzsl]
+
+
+@pytest.mark.media
+def test_the_studio_scores_an_uploaded_video_and_again_after_an_edit(studio, media_files):
+    session = studio.new_session()
+    scores = studio.zero_shot(media_files["mp4_h264_aac"], session)
+    assert scores.offline and len(scores.probabilities) == len(session.class_ids)
+    assert scores.probabilities.sum() == pytest.approx(1.0, abs=1e-6)
+    class_id = session.class_ids[int(np.argmin(scores.probabilities))]
+    entry = session.knowledge.get(class_id)
+    session.edit(class_id, [d.text if d.aspect != "visual" else "Something else entirely." for d in entry.descriptions])
+    again = studio.zero_shot_again(scores.video, session)
+    moved = np.flatnonzero(~np.isclose(again.cosines, scores.cosines, atol=1e-7))
+    assert [session.class_ids[i] for i in moved] == [class_id]
