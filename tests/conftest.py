@@ -90,10 +90,45 @@ def tiny_root(tiny_videos, tmp_path_factory):
 
 
 # Slow tests, in the order `make mutants` should reach them: last, so that a mutant a fast test kills costs little.
-SLOW_FOR_MUTANTS = ("tests/kda/test_protocol.py",)
+SLOW_FOR_MUTANTS = (
+    "tests/kda/test_train.py::test_paper_protocol",
+    "tests/kda/test_train.py::test_released_protocol",
+)
 
 
 def pytest_collection_modifyitems(items):
     """Under mutmut (which runs the tests that cover each mutant with -x), run the slow protocol tests last."""
     if os.environ.get("MUTANT_UNDER_TEST"):
         items.sort(key=lambda item: item.nodeid.startswith(SLOW_FOR_MUTANTS))
+
+
+@pytest.fixture(scope="session")
+def saved(tmp_path_factory):
+    """A small checkpoint (tests/checkpoint_factory.py) saved once: copy it before changing it."""
+    from checkpoint_factory import make_checkpoint
+
+    from kda.checkpoint import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("ckpt") / "ck"
+    save_checkpoint(make_checkpoint(), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def studio():
+    """The bundled demo checkpoint, loaded once (a studio is shared by its visitors: give each test its own
+    session, and never change the studio itself)."""
+    from kda.studio import Studio
+
+    demo = Path(__file__).resolve().parents[1] / "checkpoints" / "demo-ucf-cls"
+    if not demo.is_dir():
+        pytest.skip("no demo checkpoint: run `make checkpoint`")
+    return Studio.load(demo, max_clips=1, max_examples=4)
+
+
+@pytest.fixture(scope="session")
+def offline_clip():
+    """CLIP ViT-B/32 on seeded random weights, both towers (built once: it is the slowest model to build)."""
+    from kda.zero_shot import ZeroShotScorer
+
+    return ZeroShotScorer.load("offline")

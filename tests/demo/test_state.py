@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from demo.state import MAP_CACHE, Visitor, class_choices, prediction_dict
-from kda.studio import Studio
 
 DEMO = Path(__file__).resolve().parents[2] / "checkpoints" / "demo-ucf-cls"
 UNRELATED = [
@@ -19,11 +18,6 @@ UNRELATED = [
 ]
 
 pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="no demo checkpoint: run `make checkpoint`")
-
-
-@pytest.fixture(scope="module")
-def studio():
-    return Studio.load(DEMO, max_clips=1, max_examples=4)
 
 
 def classified(studio, index: int = 0, top_k: int = 3) -> Visitor:

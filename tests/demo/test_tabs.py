@@ -15,7 +15,6 @@ from demo.settings import NO_LLM, Settings
 from demo.state import Visitor, prediction_dict
 from kda.analysis import EmbeddingMap, Heatmap
 from kda.prediction import ClassScore, ModalityContribution, Prediction
-from kda.studio import Studio
 
 DEMO = Path(__file__).resolve().parents[2] / "checkpoints" / "demo-ucf-cls"
 PASTA = (
@@ -191,11 +190,6 @@ def test_file_paths_finds_every_file_reference_in_a_request():
 
 # ---------------------------------------------------------------------------------------------
 # The tabs' handlers as plain functions: (studio, visitor, the tab's inputs) -> the tab's outputs
-
-
-@pytest.fixture(scope="module")
-def studio():
-    return Studio.load(DEMO, max_clips=1, max_examples=4)
 
 
 @needs_demo

@@ -129,3 +129,62 @@ def test_synthetic_roots_of_other_benchmarks(tmp_path, dataset, setting):
         assert knowledge["names"].tolist() == [c.id for c in builtin_classes(dataset)]
         assert knowledge["embeddings"].shape == (len(knowledge["names"]), 512)
         np.testing.assert_allclose(np.linalg.norm(knowledge["embeddings"], axis=1), 1, atol=1e-5)
+
+
+@pytest.fixture
+def root(ucf_synth, tmp_path):
+    copy = tmp_path / "ucf"
+    shutil.copytree(ucf_synth, copy)
+    return copy
+
+
+def first_file(root, modality="audio", folder="stage_1_train"):
+    return sorted((root / "features/cls_features" / modality / folder).glob("*.h5"))[0]
+
+
+def read_stage_1(root):
+    return load_benchmark(root, "UCF", "cls").stage(1)
+
+
+def test_feature_file_of_a_class_in_no_split(root):
+    shutil.copy(first_file(root), root / "features/cls_features/audio/stage_1_train/Quidditch.h5")
+    with pytest.raises(BenchmarkError, match=r"Quidditch.h5 names a class that is in no class split"):
+        read_stage_1(root)
+
+
+def test_audio_without_video(root):
+    audio = first_file(root)
+    (root / "features/cls_features/video/stage_1_train" / audio.name).unlink()
+    with pytest.raises(BenchmarkError, match=rf"audio features .*{audio.name} have no video features at"):
+        read_stage_1(root)
+
+
+def test_video_file_missing_urls_of_the_audio_file(root):
+    video = first_file(root, "video")
+    with h5py.File(video, "r") as f:
+        data, urls = np.asarray(f["data"]), list(f["video_urls"])
+    with h5py.File(video, "w") as f:
+        f["data"] = data[1:]
+        f["video_urls"] = urls[1:]
+    missing = urls[0].decode()
+    with pytest.raises(BenchmarkError, match=rf"{video.name} lacks 1 videos present in audio, e.g. {missing}"):
+        read_stage_1(root)
+
+
+@pytest.mark.parametrize(("data", "urls"), [(np.zeros(3), ["a", "b", "c"]), (np.zeros((3, 128)), ["a", "b"])])
+def test_feature_file_of_the_wrong_shape(root, data, urls):
+    path = first_file(root)
+    with h5py.File(path, "w") as f:
+        f["data"] = data
+        f["video_urls"] = [u.encode() for u in urls]
+    with pytest.raises(BenchmarkError, match=r"'data' must be \(N, D\) with one URL per row, got \(3.*\), [23] URLs"):
+        read_stage_1(root)
+
+
+def test_empty_feature_folder(root):
+    for path in (root / "features/cls_features/audio/stage_1_train").glob("*.h5"):
+        path.unlink()
+    with pytest.raises(BenchmarkError, match=r"no feature files in .*audio/stage_1_train"):
+        read_stage_1(root)
+    with pytest.raises(BenchmarkError, match=r"no feature files in .*audio/stage_1_train"):
+        load_benchmark(root, "UCF", "cls").dims  # noqa: B018 (a property that reads the files)

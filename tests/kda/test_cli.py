@@ -1,101 +1,126 @@
-"""The command line end to end on a synthetic benchmark, through real subprocesses."""
+"""The command line in this process: every user error is one line on stderr and exit 1, a real bug still
+raises."""
 
 import json
-import subprocess
-import sys
+import shutil
+from pathlib import Path
 
-import numpy as np
 import pytest
+from checkpoint_factory import make_checkpoint
+from conftest import run_cli
 
-from kda.metrics import gzsl_metrics
+from kda.checkpoint import load_checkpoint, save_checkpoint
+from kda.errors import KdaError
 
-
-def kda(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "kda", *map(str, args)], capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"kda {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+DEMO = Path(__file__).resolve().parents[2] / "checkpoints" / "demo-ucf-cls"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cli")
-    root, ck = tmp / "ucf", tmp / "ck"
-    kda("synth", "--dataset", "UCF", "--setting", "cls", "--out", root, "--train-videos", 10, "--eval-videos", 4)
-    out = kda(
-        "train", "--root", root, "--dataset", "UCF", "--setting", "cls",
-        "--knowledge", root / "knowledge_vectors.npz", "--out", ck, "--epochs", 12, "--quiet",
-    )  # fmt: skip
-    return root, ck, out.stdout
-
-
-def test_train_prints_table_and_beats_chance(trained):
-    root, ck, stdout = trained
-    config = json.loads((ck / "config.json").read_text())
-    test = config["metrics"]["test"]
-    row = next(line for line in stdout.splitlines() if line.startswith("test "))  # the table of the stored metrics
-    assert row.split()[1:5] == [f"{test[k]:.2f}" for k in ("seen", "unseen", "hm", "zsl")]
-    chance = 100 / 48  # 42 seen + 6 unseen candidate classes
-    assert test["unseen"] > 5 * chance and test["hm"] > 5 * chance
-    assert (ck / "train_log.jsonl").read_text().count("\n") == 12 + config["metrics"]["best_epoch"]
-
-
-def test_evaluate_writes_json_and_scores_that_recompute(trained, tmp_path):
-    root, ck, _ = trained
-    out = kda(
-        "evaluate",
-        "--checkpoint",
-        ck,
-        "--root",
-        root,
-        "--json",
-        tmp_path / "m.json",
-        "--scores-out",
-        tmp_path / "s.npz",
-    )
-    metrics = json.loads((tmp_path / "m.json").read_text())
-    assert set(metrics) == {"seen", "unseen", "hm", "zsl", "beta", "grid"}  # grid: "" at a given beta
-    row = out.stdout.splitlines()[-1].split()  # the table's test row shows the metrics the JSON holds
-    assert row == ["test", *(f"{metrics[k]:.2f}" for k in ("seen", "unseen", "hm", "zsl", "beta"))]
-    stored = json.loads((ck / "config.json").read_text())["metrics"]["test"]
-    assert metrics["hm"] == pytest.approx(stored["hm"], abs=1e-6)
-    with np.load(tmp_path / "s.npz") as s:
-        names = s["class_names"]
-        assert len(names) == 48 and s["seen"].sum() == 42 and s["distances"].shape == (len(s["labels"]), 48)
-        again = gzsl_metrics(s["distances"], s["labels"], s["seen"], float(s["beta"]))
-    assert again.hm == pytest.approx(metrics["hm"], abs=1e-4)
-
-
-def test_info_prints_parameter_count(trained):
-    assert "7,317,056" in kda("info", "--setting", "cls").stdout
-    assert "3,843,648" in kda("info", "--setting", "main").stdout
-    assert "48 (42 seen, 6 unseen)" in kda("info", "--checkpoint", trained[1]).stdout
-
-
-def test_bad_input_exits_1_with_one_line(tmp_path, trained):
-    root, ck, _ = trained
+def test_each_user_error_is_one_line_on_stderr_and_exit_1(saved, ucf_synth, tmp_path):
+    (tmp_path / "not-a-video.mp4").write_text("plain text")
+    (tmp_path / "labels.csv").write_text("filename,label\n")
+    bad_ckpt = tmp_path / "bad_ckpt"
+    shutil.copytree(saved, bad_ckpt)
+    (bad_ckpt / "config.json").write_text("{")
+    cls_ckpt = make_checkpoint("cls")  # a setting with an extractor, so classify gets as far as the file
+    cls_ckpt.feature_weights = "offline"
+    save_checkpoint(cls_ckpt, tmp_path / "cls_ckpt")
     # Each case with the one line that names its own fault (so no case passes by failing for another reason).
     cases = [
         (
-            ("train", "--root", tmp_path, "--dataset", "UCF", "--out", tmp_path / "x",
-             "--knowledge", root / "knowledge_vectors.npz"),
+            ("info", "--checkpoint", bad_ckpt),
+            f"{bad_ckpt / 'config.json'} is not valid JSON: Expecting property name enclosed in double quotes: "
+            "line 1 column 2 (char 1)",
+        ),
+        (
+            ("evaluate", "--checkpoint", saved, "--root", tmp_path),  # make_checkpoint records no dataset
+            "the checkpoint does not record its dataset; pass --dataset",
+        ),
+        (
+            ("evaluate", "--checkpoint", saved, "--root", tmp_path, "--dataset", "UCF"),
             f"{tmp_path} is not an AVCA dataset root: no class-split/ folder",
         ),
         (
-            ("evaluate", "--checkpoint", tmp_path / "none", "--root", root),
+            ("classify", "--checkpoint", tmp_path / "cls_ckpt", tmp_path / "not-a-video.mp4"),
+            f"{tmp_path / 'not-a-video.mp4'}: is not a video or audio file that FFmpeg recognises; check the file type",
+        ),
+        (
+            ("classify", "--checkpoint", saved, tmp_path / "not-a-video.mp4"),
+            "feature setting 'main' has no extractor: the AVCA 'main' features come from SeLaVi, whose extractor "
+            "kda does not ship; train on the public 'main' features for benchmarks, and use a 'cls' or 'clip' "
+            "checkpoint to classify your own videos",
+        ),
+        (
+            ("extract", "--videos", tmp_path, "--labels", tmp_path / "labels.csv", "--out", tmp_path / "out"),
+            f"{tmp_path / 'labels.csv'} lists no videos",
+        ),
+        (
+            ("train", "--root", ucf_synth, "--dataset", "UCF", "--out", tmp_path / "ck",
+             "--knowledge", tmp_path / "no.npz"),
+            f"knowledge file {tmp_path / 'no.npz'} does not exist",
+        ),
+        (
+            ("train", "--root", ucf_synth, "--dataset", "UCF", "--setting", "main", "--out", tmp_path / "m"),
+            f"missing class list {ucf_synth / 'class-split' / 'main_split' / 'stage_1_train.txt'}",
+        ),
+        (
+            ("evaluate", "--checkpoint", tmp_path / "none", "--root", ucf_synth),
             f"checkpoint {tmp_path / 'none'} is not a folder (expected config.json + model.safetensors)",
         ),
         (
-            ("train", "--root", root, "--dataset", "UCF", "--setting", "main", "--out", tmp_path / "y"),
-            f"missing class list {root / 'class-split' / 'main_split' / 'stage_1_train.txt'}",
-        ),
-        (
-            ("train", "--root", root, "--dataset", "UCF", "--out", tmp_path / "z",
-             "--knowledge", tmp_path / "missing.npz"),
-            f"knowledge file {tmp_path / 'missing.npz'} does not exist",
+            ("describe", "--classes", tmp_path / "no-such-list.txt", "--out", tmp_path / "k.json"),
+            f"--classes '{tmp_path / 'no-such-list.txt'}' is neither a dataset (UCF, ActivityNet, VGGSound) nor a "
+            "file of class names",
         ),
     ]  # fmt: skip
     for args, message in cases:
-        proc = kda(*args, check=False)
-        assert proc.returncode == 1, (args, proc.stderr)
-        assert proc.stderr.strip().splitlines() == [f"kda {args[0]}: error: {message}"]
+        code, stdout, stderr = run_cli(*args)
+        assert (code, stdout) == (1, ""), (args, stderr)
+        assert stderr.splitlines() == [f"kda {args[0]}: error: {message}"], (args, stderr)
+
+
+def test_a_real_bug_still_raises(monkeypatch):
+    """Only user errors become one line; a programming error keeps its traceback (main re-raises it)."""
+
+    def buggy(args):
+        return 1 // 0
+
+    monkeypatch.setattr("kda.cli.info.run", buggy)
+    with pytest.raises(ZeroDivisionError):
+        run_cli("info", "--setting", "cls")
+
+    def user_error(args):
+        raise KdaError("a bad value")
+
+    monkeypatch.setattr("kda.cli.info.run", user_error)
+    assert run_cli("info", "--setting", "cls") == (1, "", "kda info: error: a bad value\n")
+
+
+@pytest.mark.media
+def test_kda_classify_prints_the_ranking_writes_the_json_and_refuses_a_non_video(media_files, tmp_path):
+    def run(*args):
+        return run_cli("classify", *args, "--checkpoint", DEMO)
+
+    code, stdout, stderr = run(str(media_files["mp4_h264_aac"]), "--json", str(tmp_path / "p.json"))
+    assert code == 0, stderr
+    lines = stdout.splitlines()
+    video = media_files["mp4_h264_aac"].name
+    assert lines[0] == f"GZSL (beta {load_checkpoint(DEMO).beta:.2f}): {video}"  # the checkpoint's own beta
+    top = json.loads((tmp_path / "p.json").read_text())["gzsl"]  # the one JSON shape: gzsl and zsl
+    assert len(top) == 5 and [s["score"] for s in top] == sorted((s["score"] for s in top), reverse=True)
+    # The printed ranking is the JSON's, with each class marked seen or UNSEEN as the checkpoint has it.
+    seen = {c.id: c.seen for c in load_checkpoint(DEMO).classes}
+    assert lines[1:6] == [
+        f"{rank:>2}. {s['name']:<32} {'seen' if seen[s['class_id']] else 'UNSEEN':<7} "
+        f"score {s['score']:.3f}  distance {s['distance']:.3f}"
+        for rank, s in enumerate(top, start=1)
+    ]
+    assert any("offline random weights" in line for line in lines)
+    code, stdout, _ = run(str(media_files["no_audio"]), "--zsl")
+    assert code == 0 and "visual-only" in stdout and stdout.startswith("ZSL")
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    code, _, stderr = run(str(text))
+    assert code == 1
+    assert stderr.strip().splitlines() == [
+        f"kda classify: error: {text}: is not a video or audio file that FFmpeg recognises; check the file type"
+    ]

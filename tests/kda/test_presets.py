@@ -115,7 +115,7 @@ def test_paper_preset_is_the_default_network_and_training():
         assert paper.model_config(setting) == get_setting(setting).model_config()
     assert paper.train_config() == TrainConfig()
     # The paper's method: alignment plus the adaptive margin, both at weight 1, margins alpha cos + m0 at
-    # alpha 1 and m0 0.5, logits -d / 0.1 (the defaults the hand values of test_loss_scale.py assume).
+    # alpha 1 and m0 0.5, logits -d / 0.1 (the defaults the hand values in test_losses.py assume).
     assert paper.loss_config() == LossConfig(align_weight=1.0, margin_weight=1.0, alpha=1.0, m0=0.5, tau=0.1)
     assert paper.class_matrix_form == "unit"
     released = get_preset("released")

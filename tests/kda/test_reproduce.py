@@ -123,11 +123,10 @@ def test_both_knowledge_sources_side_by_side(server, tmp_path, monkeypatch):
     monkeypatch.setenv(ROOT_VARIABLE, server.url)
     monkeypatch.setenv(DIGEST_VARIABLE, f"UCF={hashlib.sha256(csv_file).hexdigest()}")
     out = tmp_path / "r"
-    args = ["reproduce", "--dataset", "UCF", "--setting", "cls", "--source", server.url + ARCHIVE_NAME]
-    assert (
-        main([*args, "--out", str(out), "--knowledge", "both", "--text-encoder", TINY_TEXT_ENCODER, "--epochs", "1"])
-        == 0
-    )
+    fast = {"batch_size": 64, "batches_per_epoch": 2}
+    source = server.url + ARCHIVE_NAME
+    options = {"text_encoder": TINY_TEXT_ENCODER, "epochs": 1, "progress": False, "log": lambda m: None}
+    reproduce("UCF", "cls", out, source=source, knowledge="both", train_overrides=fast, **options)
     ours, released = json.loads((out / "results.json").read_text())["runs"]
     assert (ours["knowledge"], released["knowledge"]) == ("ours", "released")
     assert released["checkpoint"] == str(out / "paper-released-knowledge")

@@ -2,8 +2,6 @@
 the real all-MiniLM-L6-v2 text encoder and real media made by ffmpeg."""
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,11 +29,6 @@ UNRELATED = [
     "Rows of numbers in grey cells on a computer screen.",
     "The quiet hum of an office air conditioner.",
 ]
-
-
-@pytest.fixture(scope="module")
-def studio():
-    return Studio.load(DEMO, max_clips=1, max_examples=4)
 
 
 def sample_accuracy(studio, session, class_id) -> float:
@@ -161,6 +154,7 @@ def test_embedding_maps_place_the_query_and_are_reproducible(studio):
         np.testing.assert_array_equal(again["fused"].coords, maps["fused"].coords)
 
 
+@pytest.mark.media
 def test_classify_videos_notes_and_bad_files(studio, media_files, tmp_path):
     prediction = studio.classify(media_files["mp4_h264_aac"])
     assert len(prediction.gzsl) == 5 and prediction.has_audio
@@ -190,41 +184,6 @@ def test_classify_videos_notes_and_bad_files(studio, media_files, tmp_path):
         studio.classify(text)
 
 
-def test_kda_classify_cli(media_files, tmp_path):
-    def run(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "kda", "classify", *args, "--checkpoint", str(DEMO)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-
-    ok = run(str(media_files["mp4_h264_aac"]), "--json", str(tmp_path / "p.json"))
-    assert ok.returncode == 0, ok.stderr
-    lines = ok.stdout.splitlines()
-    video = media_files["mp4_h264_aac"].name
-    assert lines[0] == f"GZSL (beta {load_checkpoint(DEMO).beta:.2f}): {video}"  # the checkpoint's own beta
-    top = json.loads((tmp_path / "p.json").read_text())["gzsl"]  # the one JSON shape: gzsl and zsl
-    assert len(top) == 5 and [s["score"] for s in top] == sorted((s["score"] for s in top), reverse=True)
-    # The printed ranking is the JSON's, with each class marked seen or UNSEEN as the checkpoint has it.
-    seen = {c.id: c.seen for c in load_checkpoint(DEMO).classes}
-    assert lines[1:6] == [
-        f"{rank:>2}. {s['name']:<32} {'seen' if seen[s['class_id']] else 'UNSEEN':<7} "
-        f"score {s['score']:.3f}  distance {s['distance']:.3f}"
-        for rank, s in enumerate(top, start=1)
-    ]
-    assert any("offline random weights" in line for line in lines)
-    silent = run(str(media_files["no_audio"]), "--zsl")
-    assert silent.returncode == 0 and "visual-only" in silent.stdout and silent.stdout.startswith("ZSL")
-    text = tmp_path / "notes.mp4"
-    text.write_text("not a video\n")
-    bad = run(str(text))
-    assert bad.returncode == 1
-    assert bad.stderr.strip().splitlines() == [
-        f"kda classify: error: {text}: is not a video or audio file that FFmpeg recognises; check the file type"
-    ]
-
-
 def test_not_editable_without_texts_says_why(tmp_path, ucf_synth):
     from kda.cli import main
     from kda.knowledge.session import NotEditableError
@@ -249,6 +208,7 @@ def test_text_encoder_of_the_demo_is_the_real_minilm():
     np.testing.assert_allclose(mean / np.linalg.norm(mean), ckpt.class_matrix[row], atol=1e-6)
 
 
+@pytest.mark.media
 def test_rescore_follows_the_knowledge_and_keeps_the_notes_once(studio, media_files, monkeypatch):
     session = studio.new_session()
     silent = studio.classify(media_files["no_audio"], session)
@@ -266,6 +226,7 @@ def test_rescore_follows_the_knowledge_and_keeps_the_notes_once(studio, media_fi
     assert studio.rescore(silent, session).scores == silent.scores
 
 
+@pytest.mark.media
 def test_classifications_run_at_once_through_networks_built_once(studio, media_files, monkeypatch):
     builds = []
 

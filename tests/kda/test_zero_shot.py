@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from kda.knowledge.store import ClassKnowledge, Description, Knowledge
-from kda.zero_shot import ZeroShotScorer, class_texts
+from kda.zero_shot import class_texts
 
 CLASSES = {
     "Flute": ("Playing Flute", "A person holds a silver flute sideways and blows across it."),
@@ -28,14 +28,14 @@ def knowledge(visual: dict[str, str] | None = None) -> Knowledge:
 
 
 @pytest.fixture(scope="module")
-def scorer():
-    return ZeroShotScorer.load("offline")
+def scorer(offline_clip):
+    return offline_clip
 
 
 @pytest.fixture(scope="module")
 def frames():
     rng = np.random.default_rng(0)
-    return rng.integers(0, 256, size=(4, 72, 96, 3), dtype=np.uint8)
+    return rng.integers(0, 256, size=(2, 72, 96, 3), dtype=np.uint8)
 
 
 def test_scores_are_open_clips_zero_shot_arithmetic(scorer, frames):

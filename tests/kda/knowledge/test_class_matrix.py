@@ -5,13 +5,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from kda.benchmark import load_benchmark
+from kda.checkpoint import Checkpoint, ClassEntry
 from kda.errors import KdaError
+from kda.knowledge import TINY_TEXT_ENCODER, ClassMatrixBuilder, encode_knowledge, load_text_encoder
 from kda.knowledge.class_matrix import ClassMatrix, KnowledgeMismatchError, load_class_matrix, save_class_matrix
+from kda.knowledge.store import ClassKnowledge, Description, Knowledge
 from kda.losses import loss_preset
-from kda.model import DimensionMismatchError
+from kda.model import DimensionMismatchError, KDAModel
 from kda.settings import get_setting
+from kda.studio import Studio
 from kda.train import TrainConfig, train
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets" / "knowledge"
@@ -111,3 +116,69 @@ def test_feature_dims_that_do_not_fit_the_model(tmp_path, ucf_synth):
     expected = f"benchmark at {root} has audio/visual features of 128/4096 dims but the model expects 512/512"
     with pytest.raises(DimensionMismatchError, match=re.escape(expected)):
         train(bench, kv, get_setting("main").model_config(), loss_preset("kda"), TrainConfig(epochs=1), progress=False)
+
+
+TEXTS = ["Archery", "An archer draws a bow.", "The twang of a bowstring."]
+
+
+@pytest.fixture(scope="module")
+def encoders():
+    """Two encoders, and a third with the first one's id but the second one's weights (a changed model)."""
+    first, second = load_text_encoder(TINY_TEXT_ENCODER), load_text_encoder("kda-tiny-text@random:1")
+    impostor = load_text_encoder("kda-tiny-text@random:1")
+    impostor.id = first.id
+    return first, second, impostor
+
+
+def test_a_builder_encodes_each_text_once_in_its_own_encoder_and_form(encoders):
+    first, second, _ = encoders
+    builder = ClassMatrixBuilder(first)
+    a, encoded = builder.text_vectors(TEXTS)
+    np.testing.assert_array_equal(a, first.encode(TEXTS))
+    assert encoded == 3
+    again, encoded = builder.text_vectors(TEXTS[::-1])
+    np.testing.assert_array_equal(again, a[::-1])
+    assert encoded == 0 and builder.texts_encoded == 3
+    other, _ = ClassMatrixBuilder(second).text_vectors(TEXTS)
+    np.testing.assert_array_equal(other, second.encode(TEXTS))
+    raw, _ = ClassMatrixBuilder(first, "raw-mean").text_vectors(TEXTS)
+    np.testing.assert_allclose(raw, first.encode(TEXTS, normalize=False), atol=1e-6)
+
+
+def checkpoint_with_text_vectors(encoder) -> Checkpoint:
+    torch.manual_seed(0)
+    model = KDAModel(get_setting("clip").model_config(embed_dim=encoder.dim))
+    model.fit_input_norm(np.random.rand(8, 128) * 255, np.random.rand(8, 512))
+    classes = [ClassEntry("Archery", "Archery", True), ClassEntry("Bowling", "Bowling", False)]
+    knowledge = Knowledge(
+        "mini",
+        {
+            "Archery": ClassKnowledge("Archery", (Description("visual", TEXTS[1]), Description("auditory", TEXTS[2]))),
+            "Bowling": ClassKnowledge("Bowling", (Description("visual", "A ball rolls at ten pins."),)),
+        },
+        {"author": "test"},
+    )
+    matrix = encode_knowledge(knowledge, encoder)
+    return Checkpoint(
+        model, "clip", encoder.id, classes, matrix.vectors, knowledge=knowledge, text_vectors=matrix.text_vectors
+    )
+
+
+def test_a_checkpoints_text_vectors_seed_the_builder_only_for_the_weights_and_form_that_made_them(encoders):
+    first, _, impostor = encoders
+    ckpt = checkpoint_with_text_vectors(first)
+    same = Studio(ckpt, text_encoder=first)
+    assert len(same.builder.vectors) == 5
+    session = same.new_session()
+    session.edit("Archery", [TEXTS[1], "A new sentence about archery."])
+    assert session.last_encoded == 1  # the name and the kept description come from the checkpoint
+
+    changed = Studio(ckpt, text_encoder=impostor)
+    assert len(changed.builder.vectors) == 0
+    session = changed.new_session()
+    session.edit("Archery", [TEXTS[1], "A new sentence about archery."])
+    assert session.last_encoded == 3  # every text again: the checkpoint's vectors came from other weights
+    t = impostor.encode(["Archery", TEXTS[1], "A new sentence about archery."]).mean(axis=0)
+    np.testing.assert_allclose(session.class_matrix[0], t / np.linalg.norm(t), atol=1e-6)
+    ckpt.class_matrix_form = "raw-mean"  # stored vectors of the other form are not taken either
+    assert len(Studio(ckpt, text_encoder=first).builder.vectors) == 0

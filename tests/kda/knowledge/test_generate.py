@@ -3,10 +3,9 @@ answers, 429, refusals), through the real `openai` client; and the rules that ac
 
 import json
 import re
-import subprocess
-import sys
 import time
 
+import openai
 import pytest
 
 from kda.cli import main
@@ -17,6 +16,7 @@ from kda.knowledge import (
     Knowledge,
     KnowledgeError,
     LLMAuthError,
+    LLMError,
     LLMKeyMissingError,
     LLMMalformedOutputError,
     LLMRateLimitError,
@@ -27,17 +27,23 @@ from kda.knowledge import (
     load_knowledge,
     save_knowledge,
 )
-from kda.knowledge.generate import BadAnswer, first_sentences, parse_answer, read_class_list
+from kda.knowledge.generate import (
+    ANSWER_SCHEMA,
+    BadAnswer,
+    backoff_delay,
+    first_sentences,
+    parse_answer,
+    read_class_list,
+)
 
 try:
-    from llm_server import Reply, ScriptedLLM, answer, chat_completion, environment_without_llm_settings, free_port
+    from llm_server import Reply, ScriptedLLM, answer, chat_completion, free_port
 except ImportError:  # tests/ imported as a package
     from tests.llm_server import (
         Reply,
         ScriptedLLM,
         answer,
         chat_completion,
-        environment_without_llm_settings,
         free_port,
     )
 
@@ -296,39 +302,108 @@ def test_cli_describes_selected_classes(tmp_path, capsys):
     assert "described 2, skipped 0" in capsys.readouterr().out
 
 
-def test_cli_error_is_one_line(tmp_path):
-    url = f"http://127.0.0.1:{free_port()}/v1"
-    command = [
-        sys.executable,
-        "-m",
-        "kda",
-        "describe",
-        "--classes",
-        "UCF",
-        "--limit",
-        "1",
-        "--out",
-        str(tmp_path / "k.json"),
-    ]
-    done = subprocess.run(
-        [*command, "--base-url", url, "--retries", "0"],
-        capture_output=True,
-        text=True,
-        env=environment_without_llm_settings(),
-    )
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [
-        f"kda describe: error: cannot reach the LLM at {url} (after 1 attempts); start the server (docs/LOCAL_LLM.md) or fix --base-url"
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, env=environment_without_llm_settings())
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [
-        "kda describe: error: no API key for the LLM: set OPENAI_API_KEY or give --api-key, or use a local server "
-        "with --base-url http://127.0.0.1:PORT/v1 (see docs/LOCAL_LLM.md)"
-    ]
-
-
 def test_cli_rejects_unknown_only_names(tmp_path, capsys):
     args = ["describe", "--classes", "UCF", "--only", "Quidditch", "--out", str(tmp_path / "k.json")]
     assert main([*args, "--base-url", "http://127.0.0.1:1/v1"]) == 1
     assert capsys.readouterr().err == "kda describe: error: --only names classes not in the list: Quidditch\n"
+
+
+def describe(script, tmp_path, **settings):
+    with ScriptedLLM(script) as llm:
+        try:
+            describe_classes(["Archery"], tmp_path / "k.json", base_url=llm.base_url, **{**FAST, **settings})
+        finally:
+            requests = list(llm.requests)
+    return requests
+
+
+def test_model_the_endpoint_does_not_serve(tmp_path):
+    missing = Reply(status=404, body={"error": {"message": "The model `gpt-9` does not exist", "code": "not_found"}})
+    with ScriptedLLM(lambda b, n: missing) as llm:
+        with pytest.raises(LLMError, match=r"does not serve model 'gpt-9' \(HTTP 404: .*gpt-9.*\); check `model`"):
+            describe_classes(["Archery"], tmp_path / "k.json", base_url=llm.base_url, model="gpt-9", **FAST)
+        assert len(llm.requests) == 1  # not retried: asking again cannot help
+    assert not (tmp_path / "k.json").exists()
+
+
+def test_persistent_server_errors_are_retried_then_reported(tmp_path):
+    broken = Reply(status=500, body={"error": {"message": "backend exploded"}})
+    with ScriptedLLM(lambda b, n: broken) as llm:
+        with pytest.raises(LLMError, match=r"failed after 3 attempts: HTTP 500: .*backend exploded"):
+            describe_classes(["Archery"], tmp_path / "k.json", base_url=llm.base_url, **FAST)
+        assert len(llm.requests) == 3
+
+
+def test_server_error_then_answer_succeeds(tmp_path):
+    broken = Reply(status=503, body={"error": {"message": "warming up"}})
+    script = lambda b, n: broken if n == 0 else answer("Archery is shooting arrows at a target.")  # noqa: E731
+    with ScriptedLLM(script) as llm:
+        result = describe_classes(["Archery"], tmp_path / "k.json", base_url=llm.base_url, **FAST)
+    assert result.described == ["Archery"]
+    # three questions (introduction, visual, auditory), the first asked twice: the 503, then its retry
+    assert len(llm.requests) == 4 and llm.requests[1]["messages"] == llm.requests[0]["messages"]
+    assert [r["seed"] for r in llm.requests] == [0, 1, 0, 0]  # only the retry samples anew
+
+
+def refusal_reply():
+    body = chat_completion(None)
+    body["choices"][0]["message"]["refusal"] = "I can't help with that request."
+    return Reply(body=body)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [refusal_reply(), Reply(body=chat_completion(None, finish_reason="content_filter"))],
+    ids=["refusal", "content_filter"],
+)
+def test_refusal_and_content_filter(tmp_path, reply):
+    with ScriptedLLM(lambda b, n: reply) as llm:
+        with pytest.raises(
+            LLMRefusalError, match=r"model 'gpt-4o-mini' declined to describe 'Archery' \(introduction\)"
+        ):
+            describe_classes(["Archery"], tmp_path / "k.json", base_url=llm.base_url, **FAST)
+        assert len(llm.requests) == 3  # a refusal is resampled like any unusable answer
+
+
+def test_explicit_json_schema_format_is_sent_as_structured_output(tmp_path):
+    requests = describe(
+        lambda b, n: answer("Archery is shooting arrows at a target."), tmp_path, response_format="json_schema"
+    )
+    assert len(requests) == 3
+    assert requests[0]["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": ANSWER_SCHEMA, "strict": False},
+    }
+
+
+def test_explicit_text_format_sends_no_response_format(tmp_path):
+    reply = Reply(body=chat_completion("Archery is shooting arrows at a target."))
+    requests = describe(lambda b, n: reply, tmp_path, response_format="text")
+    assert len(requests) == 3 and all("response_format" not in r for r in requests)
+
+
+def test_an_explicit_format_the_server_rejects_is_not_silently_replaced(tmp_path):
+    rejected = Reply(status=400, body={"error": {"message": "response_format json_schema is not supported"}})
+    with ScriptedLLM(lambda b, n: rejected) as llm:
+        with pytest.raises(LLMError, match=r"rejected the request: HTTP 400: .*json_schema is not supported"):
+            describe_classes(
+                ["Archery"], tmp_path / "k.json", base_url=llm.base_url, response_format="json_schema", **FAST
+            )
+        assert len(llm.requests) == 1
+    with pytest.raises(LLMError, match=r"unknown response format 'yaml'; choose one of auto, json_schema"):
+        describe_classes(["Archery"], tmp_path / "k.json", base_url="http://127.0.0.1:1/v1", response_format="yaml")
+
+
+@pytest.mark.parametrize(("header", "expected"), [("7", 7.0), ("120", 60.0), ("soon", None), (None, None)])
+def test_retry_after_sets_the_wait_when_longer(header, expected):
+    headers = {} if header is None else {"Retry-After": header}
+    limited = Reply(status=429, body={"error": {"message": "slow down"}}, headers=headers)
+    with ScriptedLLM(lambda b, n: limited) as llm:
+        client = openai.OpenAI(api_key="sk-test", base_url=llm.base_url, max_retries=0, timeout=5)
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    delay = backoff_delay(0.01, 1, caught.value)
+    if expected is None:  # no usable header: exponential backoff from `backoff`, with up to 25% jitter
+        assert 0.01 <= delay <= 0.0125
+    else:
+        assert delay == expected

@@ -28,6 +28,7 @@ def test_hand_computed_resampling():
     assert indices.tolist() == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4, 5, 5]
 
 
+@pytest.mark.media
 @needs_ffmpeg
 @pytest.mark.parametrize("fps", [50, 30, 25])
 def test_frames_are_those_a_25_fps_reencode_keeps(videos, fps):
@@ -50,6 +51,7 @@ def test_frames_are_those_a_25_fps_reencode_keeps(videos, fps):
         assert indices.tolist() == list(range(50))  # unchanged
 
 
+@pytest.mark.media
 @needs_ffmpeg
 @pytest.mark.parametrize("fps", [50, 30, 25])
 def test_extraction_uses_every_25_fps_clip(videos, fps):
