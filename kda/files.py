@@ -16,3 +16,10 @@ def sha256_of(path: str | Path) -> str:
         while block := f.read(CHUNK_BYTES):
             digest.update(block)
     return digest.hexdigest()
+
+
+def split_hub_id(text: str) -> tuple[str, str | None]:
+    """`hf-hub:OWNER/NAME[@REVISION]` -> ("OWNER/NAME", REVISION or None); a revision (a commit id, branch or
+    tag) pins what is fetched, so a repository's later commits do not change it."""
+    repo, _, revision = text.removeprefix(HUB_PREFIX).partition("@")
+    return repo, revision or None
