@@ -57,9 +57,9 @@ class Repo:
 
 
 class HubFailure(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, **body):
         super().__init__(message)
-        self.status, self.code = status, code
+        self.status, self.code, self.body = status, code, {"error": message, **body}
 
 
 class LoopbackHub:
@@ -95,13 +95,14 @@ class LoopbackHub:
     def create_repo(self, body: dict, base: str) -> dict:
         kind = body.get("type") or "model"
         name = f"{body['organization']}/{body['name']}"
+        url = f"{base}/{URL_PREFIX[kind]}{name}"
         if (kind, name) in self.repos:
-            raise HubFailure(409, "RepoExists", "You already created this repo")
+            raise HubFailure(409, "RepoExists", "You already created this repo", url=url)
         if kind == "space" and not body.get("sdk"):
             raise HubFailure(400, "BadRequest", "a Space needs an sdk")
         first = {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}
         self.repos[kind, name] = Repo(kind, [(commit_id("", first, "initial commit"), first)])
-        return {"url": f"{base}/{URL_PREFIX[kind]}{name}", "name": name}
+        return {"url": url, "name": name}
 
     def preupload(self, repo: Repo, body: dict, revision: str) -> dict:
         _, current = repo.at(revision) or (None, {})
@@ -110,7 +111,9 @@ class LoopbackHub:
             lfs = uses_lfs(entry["path"], base64.b64decode(entry["sample"]))
             old = current.get(entry["path"])
             oid = None if old is None else (hashlib.sha256(old).hexdigest() if lfs else blob_id(old))
-            modes.append({"path": entry["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
+            modes.append(
+                {"path": entry["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+            )
         return {"files": modes, "commitOid": repo.commits[-1][0]}
 
     def lfs_batch(self, body: dict, base: str) -> dict:
@@ -242,7 +245,8 @@ def handler_for(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
                 with hub.lock:
                     route(self, url.path, parse_qs(url.query), data, base)
             except HubFailure as e:
-                self.reply(e.status, json.dumps({"error": str(e)}).encode(), {"X-Error-Code": e.code, "X-Error-Message": str(e)})
+                headers = {"X-Error-Code": e.code, "X-Error-Message": str(e), "Content-Type": "application/json"}
+                self.reply(e.status, json.dumps(e.body).encode(), headers)
 
         do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = handle_one
 
@@ -254,10 +258,11 @@ def handler_for(hub: LoopbackHub) -> type[BaseHTTPRequestHandler]:
 
 def route(h, path: str, query: dict, data: bytes, base: str) -> None:
     """Answer one request of handler `h`: the Hub's routes, reads first."""
-    if m := re.fullmatch(rf"/api/(models|spaces|datasets)/({REPO})(?:/revision/([^/]+))?", path):
-        if h.command == "GET":
-            sha, files = hub_of(h).revision(KINDS[m[1]], m[2], m[3] or "main")
-            return h.json({"id": m[2], "sha": sha, "siblings": [{"rfilename": p} for p in sorted(files)], "private": False})
+    info = re.fullmatch(rf"/api/(models|spaces|datasets)/({REPO})(?:/revision/([^/]+))?", path)
+    if info and h.command == "GET":
+        sha, files = hub_of(h).revision(KINDS[info[1]], info[2], info[3] or "main")
+        siblings = [{"rfilename": p} for p in sorted(files)]
+        return h.json({"id": info[2], "sha": sha, "siblings": siblings, "private": False})
     if m := re.fullmatch(rf"/api/(models|spaces|datasets)/({REPO})/tree/([^/]+)(/.*)?", path):
         repo = hub_of(h).repo(KINDS[m[1]], m[2])
         _, files = hub_of(h).revision(KINDS[m[1]], m[2], m[3])
