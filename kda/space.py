@@ -44,8 +44,8 @@ def space_files(root: Path = SOURCE_ROOT) -> dict[str, Path]:
     for folder in FOLDERS:
         for path in sorted((root / folder).rglob("*")):
             relative = path.relative_to(root)
-            skipped = any(part.startswith(".") or part == "__pycache__" for part in relative.parts)
-            if path.is_file() and not skipped and path.suffix != ".pyc":
+            skipped = any(part.startswith(".") for part in relative.parts)  # .DS_Store, .ipynb_checkpoints
+            if path.is_file() and not skipped and path.suffix != ".pyc":  # all __pycache__ holds
                 files[relative.as_posix()] = path
     return files
 
