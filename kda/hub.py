@@ -23,10 +23,11 @@ class HubError(KdaError):
     """The checkpoint cannot be uploaded (no credentials, no network, a bad repository id)."""
 
 
-def check_repo(repo: str) -> str:
+def check_repo(repo: str, argument: str = "repo") -> str:
+    """`repo` if it is a repository id, OWNER/NAME; else a HubError naming the `argument` it came from."""
     owner, _, name = repo.partition("/")
     if not owner or not name or "/" in name or repo.startswith(HUB_PREFIX):
-        raise HubError(f"`repo` {repo!r} must be OWNER/NAME, e.g. my-user/kda-ucf-cls")
+        raise HubError(f"`{argument}` {repo!r} must be OWNER/NAME, e.g. my-user/kda-ucf-cls")
     return repo
 
 

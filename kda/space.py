@@ -92,7 +92,7 @@ def pin_checkpoint(api, checkpoint: str) -> str:
             "checkpoint first with `kda push`"
         )
     repo, revision = split_hub_id(checkpoint)
-    check_repo(repo)
+    check_repo(repo, "checkpoint")
     with hub_errors(f"find checkpoint {repo}{f' at {revision}' if revision else ''}"):
         info = api.model_info(repo, revision=revision)
     present = {sibling.rfilename for sibling in info.siblings or []}
@@ -109,7 +109,7 @@ def make_space(
     earlier version that the app no longer has are deleted in the same commit."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
-    check_repo(space)
+    check_repo(space, "space")
     api = hub_api(token)
     files = space_files(root)  # before any request: a wrong checkout fails here, offline
     pinned = pin_checkpoint(api, checkpoint)

@@ -1,10 +1,12 @@
 """What `kda space` puts in a Space, decided offline from a checkout: the app's files and nothing else, and a
 README made of the project's front matter (the upload itself: tests/e2e/test_space.py)."""
 
+import re
+
 import pytest
 
 from kda.hub import HubError
-from kda.space import front_matter, space_files, space_readme
+from kda.space import front_matter, make_space, space_files, space_readme
 
 CHECKOUT = {
     "app.py": "",
@@ -67,3 +69,16 @@ def test_the_readme_is_the_projects_front_matter_linked_to_the_checkpoint(checko
 def test_a_readme_without_front_matter_is_refused(text):
     with pytest.raises(HubError, match="must open with the Space's front matter"):
         front_matter(text)
+
+
+@pytest.mark.parametrize(
+    ("space", "checkpoint", "message"),
+    [
+        ("noslash", "hf-hub:me/model", "`space` 'noslash' must be OWNER/NAME"),
+        ("me/studio", "hf-hub:a/b/c", "`checkpoint` 'a/b/c' must be OWNER/NAME"),
+        ("me/studio", "runs/ucf-cls/paper", "must be a Hub id, hf-hub:OWNER/NAME[@REVISION]; upload a local"),
+    ],
+)
+def test_bad_ids_are_refused_before_any_request(space, checkpoint, message):
+    with pytest.raises(HubError, match=re.escape(message)):
+        make_space(space, checkpoint)
