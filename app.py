@@ -1,7 +1,7 @@
 """KDA Studio: classify videos among seen and unseen classes, edit the class knowledge and watch predictions
 move, inspect similarity and margin heatmaps and embedding maps of a pretrained KDA checkpoint.
 
-    python app.py [--checkpoint PATH|hf-hub:ID] [--host 127.0.0.1] [--port 7860]
+    python app.py [--checkpoint PATH|hf-hub:OWNER/NAME[@REVISION]] [--host 127.0.0.1] [--port 7860]
 
 The same file runs unchanged as a Hugging Face Space. Every computation is a call into `kda`; the UI lives in
 `demo/` (one module per tab) and settings come from the environment (`demo/settings.py`).
@@ -115,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--checkpoint",
         default=os.environ.get("KDA_CHECKPOINT", DEFAULT_CHECKPOINT),
-        help="folder or hf-hub:ID (env KDA_CHECKPOINT)",
+        help="folder or hf-hub:OWNER/NAME[@REVISION] (env KDA_CHECKPOINT; a Space made by `kda space` sets it)",
     )
     parser.add_argument(
         "--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="address to listen on"

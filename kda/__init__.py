@@ -45,6 +45,7 @@ PUBLIC_API = {
     "get_preset": "kda.presets",  # 'paper' (default) or 'released': every difference in kda/presets.py
     "reproduce": "kda.reproduce",  # the public AVCA features -> results table + checkpoint
     "push_checkpoint": "kda.hub",  # upload a checkpoint with its model card
+    "make_space": "kda.space",  # a Hugging Face Space running the app on a checkpoint from the Hub
     "load_benchmark": "kda.benchmark",
     "gzsl_metrics": "kda.metrics",
     # errors

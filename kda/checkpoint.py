@@ -1,5 +1,5 @@
-"""KDA checkpoints: a folder (or a `hf-hub:` id resolving to one) with `model.safetensors`, `config.json`
-and optionally `samples.safetensors`. Loading reads tensors and JSON only, never pickled code.
+"""KDA checkpoints: a folder (or a `hf-hub:owner/name[@revision]` id resolving to one) with `model.safetensors`,
+`config.json` and optionally `samples.safetensors`. Loading reads tensors and JSON only, never pickled code.
 
 config.json:
     format            "kda-checkpoint/1"
@@ -39,7 +39,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from kda.errors import KdaError
-from kda.files import HUB_PREFIX
+from kda.files import HUB_PREFIX, split_hub_id
 from kda.knowledge.class_matrix import FORMS, TextVectors, check_form, infer_form
 from kda.knowledge.store import ASPECTS, ClassKnowledge, Description, Knowledge, KnowledgeError, parse_knowledge
 from kda.model import KDAModel, ModelConfig
@@ -187,18 +187,20 @@ def save_samples(samples: ReferenceSamples, path: Path) -> None:
 
 
 def resolve(location: str | Path) -> Path:
-    """A local folder, or a `hf-hub:owner/name` id downloaded (or read from the cache) by huggingface_hub."""
+    """A local folder, or a `hf-hub:owner/name[@revision]` id downloaded (or read from the cache) by
+    huggingface_hub at that revision (a commit id pins it; none means the head of main)."""
     text = str(location)
     if text.startswith(HUB_PREFIX):
         from huggingface_hub import snapshot_download
 
-        repo = text[len(HUB_PREFIX) :]
+        repo, revision = split_hub_id(text)
         try:
-            return Path(snapshot_download(repo, allow_patterns=list(FILES)))
+            return Path(snapshot_download(repo, revision=revision, allow_patterns=list(FILES)))
         except Exception as e:  # the Hub's errors span lines: one line is what the CLI and the app show
+            at = f" at revision {revision}" if revision else ""
             raise CheckpointError(
-                f"cannot fetch checkpoint {repo} from the Hugging Face Hub ({type(e).__name__}: {' '.join(str(e).split())}); "
-                "check the id and your network, or download it and pass the local folder"
+                f"cannot fetch checkpoint {repo}{at} from the Hugging Face Hub ({type(e).__name__}: "
+                f"{' '.join(str(e).split())}); check the id and your network, or download it and pass the local folder"
             ) from e
     folder = Path(text)
     if not folder.is_dir():

@@ -120,3 +120,10 @@ def disk_error(error: OSError, path: Path) -> Exception:
     if error.errno == errno.ENOSPC:
         return DiskFullError(f"the disk is full while writing {path}; free some space and run again (it resumes)")
     return error
+
+
+def split_hub_id(text: str) -> tuple[str, str | None]:
+    """`hf-hub:OWNER/NAME[@REVISION]` -> ("OWNER/NAME", REVISION or None); a revision (a commit id, branch or
+    tag) pins what is fetched, so a repository's later commits do not change it."""
+    repo, _, revision = text.removeprefix(HUB_PREFIX).partition("@")
+    return repo, revision or None

@@ -8,6 +8,8 @@ feature setting, text encoder, metrics, protocol, provenance, and how to open it
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from kda.checkpoint import read_config
@@ -21,10 +23,11 @@ class HubError(KdaError):
     """The checkpoint cannot be uploaded (no credentials, no network, a bad repository id)."""
 
 
-def check_repo(repo: str) -> str:
+def check_repo(repo: str, argument: str = "repo") -> str:
+    """`repo` if it is a repository id, OWNER/NAME; else a HubError naming the `argument` it came from."""
     owner, _, name = repo.partition("/")
     if not owner or not name or "/" in name or repo.startswith(HUB_PREFIX):
-        raise HubError(f"`repo` {repo!r} must be OWNER/NAME, e.g. my-user/kda-ucf-cls")
+        raise HubError(f"`{argument}` {repo!r} must be OWNER/NAME, e.g. my-user/kda-ucf-cls")
     return repo
 
 
@@ -129,18 +132,48 @@ def write_card(folder: str | Path, repo: str) -> Path:
     return path
 
 
-def push_checkpoint(folder: str | Path, repo: str, *, token: str | None = None, private: bool = False) -> str:
-    """Write the card and upload the checkpoint folder to `repo` (created if needed); returns its URL."""
+@dataclass(frozen=True)
+class Pushed:
+    """What an upload made: the repository, its page and the commit that holds the upload."""
+
+    repo: str
+    url: str
+    revision: str  # the commit id
+
+    @property
+    def pinned_id(self) -> str:
+        """The id that loads exactly this upload, whatever is committed to the repository later."""
+        return f"{HUB_PREFIX}{self.repo}@{self.revision}"
+
+
+@contextmanager
+def hub_errors(what: str):
+    """Any failure talking to the Hub (network, credentials, permissions, a missing repository) as one HubError
+    line that says what failed and how to fix it: the client's own messages span several lines."""
+    try:
+        yield
+    except HubError:
+        raise
+    except Exception as e:
+        detail = " ".join(str(e).split())
+        raise HubError(
+            f"cannot {what} ({type(e).__name__}: {detail}); log in with `hf auth login` or set HF_TOKEN, "
+            "and check the network"
+        ) from e
+
+
+def hub_api(token: str | None = None):
+    """The Hub client, at HF_ENDPOINT when set (a mirror, or the tests' loopback Hub)."""
     from huggingface_hub import HfApi
 
+    return HfApi(token=token)
+
+
+def push_checkpoint(folder: str | Path, repo: str, *, token: str | None = None, private: bool = False) -> Pushed:
+    """Write the card and upload the checkpoint folder to `repo` (created if needed) in one commit."""
     write_card(folder, repo)
-    api = HfApi(token=token)
-    try:
+    api = hub_api(token)
+    with hub_errors(f"upload {folder} to {repo}"):
         api.create_repo(repo, private=private, exist_ok=True)
-        api.upload_folder(repo_id=repo, folder_path=str(folder), commit_message="Upload KDA checkpoint")
-    except Exception as e:  # network, credentials, permissions: one message naming the fix
-        raise HubError(
-            f"cannot upload {folder} to {repo} ({type(e).__name__}: {e}); log in with `huggingface-cli login` or "
-            "set HF_TOKEN, and check the network"
-        ) from e
-    return f"https://huggingface.co/{repo}"
+        commit = api.upload_folder(repo_id=repo, folder_path=str(folder), commit_message="Upload KDA checkpoint")
+    return Pushed(repo, f"{api.endpoint}/{repo}", commit.oid)

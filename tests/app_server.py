@@ -58,8 +58,16 @@ class AppServer:
                 self.process.wait()
 
 
-def start_app(log: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = (), timeout: float = READY_TIMEOUT):
-    """Start app.py and return once its page answers; on failure raise with the log's tail."""
+def start_app(
+    log: Path,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    timeout: float = READY_TIMEOUT,
+    python: str = sys.executable,
+    folder: Path = ROOT,
+):
+    """Start `folder`/app.py (this checkout's by default) with `python` in `folder`, and return once its page
+    answers; on failure raise with the log's tail."""
     port = free_port()
     environment = {
         **os.environ,
@@ -68,9 +76,9 @@ def start_app(log: Path, env: dict[str, str] | None = None, args: tuple[str, ...
         "PYTHONUNBUFFERED": "1",
         **(env or {}),
     }
-    command = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port), *args]
+    command = [python, str(folder / "app.py"), "--host", "127.0.0.1", "--port", str(port), *args]
     out = log.open("wb")
-    process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=folder, env=environment, stdout=out, stderr=subprocess.STDOUT)
     server = AppServer(process, port, log, time.monotonic())
     try:
         wait_ready(server, timeout)

@@ -24,6 +24,18 @@ def ucf_synth(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_checkpoint(ucf_synth, tmp_path_factory):
+    """A checkpoint trained one epoch on `ucf_synth`, with a reference sample (one video per class), so the app
+    can classify without a video. Tests that change it work on a copy."""
+    from kda.cli import main
+
+    out = tmp_path_factory.mktemp("tiny_checkpoint")
+    args = ["train", "--root", str(ucf_synth), "--dataset", "UCF", "--out", str(out), "--epochs", "1", "--quiet"]
+    assert main([*args, "--samples-per-class", "1"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def media_files(tmp_path_factory):
     """Every media test case made once with ffmpeg (tests/media_factory.py), by case name."""
     from media_factory import make_all

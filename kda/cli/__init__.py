@@ -9,7 +9,7 @@ import re
 import sys
 
 # Subcommand modules, in the order `--help` lists them.
-COMMANDS = ("info", "synth", "train", "evaluate", "classify", "describe", "extract", "reproduce", "push")
+COMMANDS = ("info", "synth", "train", "evaluate", "classify", "describe", "extract", "reproduce", "push", "space")
 
 
 class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -10,8 +10,9 @@ def register(subparsers) -> None:
         "push",
         help="upload a checkpoint to the Hugging Face Hub with a model card",
         description="Writes README.md (a model card generated from config.json) into the checkpoint folder and "
-        "uploads the folder, so `python app.py --checkpoint hf-hub:OWNER/NAME` opens it anywhere. Needs a Hub "
-        "token (`huggingface-cli login` or HF_TOKEN).",
+        "uploads the folder in one commit, so `python app.py --checkpoint hf-hub:OWNER/NAME` opens it anywhere. "
+        "Prints the repository's URL and, on the last line, the id pinned to the commit it made "
+        "(hf-hub:OWNER/NAME@COMMIT), ready for `kda space`. Needs a Hub token (`hf auth login` or HF_TOKEN).",
         formatter_class=DefaultsFormatter,
     )
     p.add_argument("checkpoint", help="checkpoint folder")
@@ -27,6 +28,8 @@ def run(args) -> int:
     if args.card_only:
         print(f"model card written to {write_card(args.checkpoint, args.repo)}")
         return 0
-    url = push_checkpoint(args.checkpoint, args.repo, private=args.private)
-    print(f"uploaded {args.checkpoint} to {url}; open it with: python app.py --checkpoint hf-hub:{args.repo}")
+    pushed = push_checkpoint(args.checkpoint, args.repo, private=args.private)
+    print(f"uploaded {args.checkpoint} to {pushed.url} (commit {pushed.revision}); open it with:")
+    print(f"python app.py --checkpoint {pushed.pinned_id}")
+    print(pushed.pinned_id)  # the last line alone: `kda space ... --checkpoint "$(kda push ... | tail -1)"`
     return 0

@@ -1,7 +1,8 @@
-"""The model card `kda push` writes, generated from a checkpoint's config.json (the upload itself is one
-huggingface_hub call and is not run here: no network)."""
+"""The model card `kda push` writes, generated from a checkpoint's config.json (the upload itself, to the
+loopback Hub: tests/e2e/test_push.py)."""
 
 import json
+import shutil
 
 import pytest
 
@@ -9,12 +10,9 @@ from kda.cli import main
 from kda.hub import HubError, check_repo, model_card
 
 
-@pytest.fixture(scope="module")
-def checkpoint(ucf_synth, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ck")
-    args = ["train", "--root", str(ucf_synth), "--dataset", "UCF", "--out", str(out), "--epochs", "1", "--quiet"]
-    assert main([*args, "--samples-per-class", "1"]) == 0
-    return out
+@pytest.fixture
+def checkpoint(tiny_checkpoint, tmp_path):
+    return shutil.copytree(tiny_checkpoint, tmp_path / "ck")
 
 
 def test_card_says_what_the_checkpoint_is_and_how_to_open_it(checkpoint, capsys):
