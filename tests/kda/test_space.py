@@ -1,5 +1,5 @@
 """What `kda space` puts in a Space, decided offline from a checkout: the app's files and nothing else, and a
-README made of the project's front matter (the upload itself: tests/e2e/test_space.py)."""
+README made of the project's front matter (the upload itself: tests/e2e/test_space_app.py)."""
 
 import re
 
