@@ -45,7 +45,7 @@ def counts(maps: dict[str, EmbeddingMap]) -> str:
 
 @dataclass
 class EmbeddingsTab:
-    draw: Callable  # module-level `draw`, taking (studio, visitor, method, highlight)
+    draw: Callable  # module-level `draw_tab`, taking (studio, visitor, method, highlight)
     inputs: list  # the state first, then the tab's own controls
     outputs: list
 
@@ -72,15 +72,24 @@ def draw(studio: Studio, visitor: Visitor | None, method: str, highlight: str | 
     maps = visitor.embedding_maps(studio, method, progress=report)
     order = visitor.session.class_ids  # a class's colour follows its place here, the same in every map
     plots = [figures.embedding_figure(maps[key], order, chosen) for key in MAPS]
-    picker = gr.Dropdown(choices=[("none", ""), *class_choices(visitor)])
-    return *plots, counts(maps), write_csv(maps, method), picker, visitor
+    return *plots, counts(maps), write_csv(maps, method), visitor
+
+
+def highlight_choices(visitor: Visitor) -> list[tuple[str, str]]:
+    return [("none", ""), *class_choices(visitor)]
+
+
+def draw_tab(studio: Studio, visitor: Visitor | None, method: str, highlight: str | None, progress=gr.Progress()):  # noqa: B008 (how Gradio injects a tracker)
+    """`draw`, and the highlight picker kept up with added classes (the tab's own events; the API has `draw`)."""
+    *drawn, visitor = draw(studio, visitor, method, highlight, progress=progress)
+    return *drawn, gr.Dropdown(choices=highlight_choices(visitor)), visitor
 
 
 def build(studio: Studio, state: gr.State) -> EmbeddingsTab:
     with gr.Row():
         method = gr.Radio(METHODS, value="tsne", label="Projection")
         highlight = gr.Dropdown(
-            [("none", ""), *class_choices(Visitor.start(studio))],
+            highlight_choices(Visitor.start(studio)),
             value="",
             label="Highlight a class (or click a class in a map's legend to hide it, double-click to show it alone)",
             filterable=True,
@@ -94,7 +103,8 @@ def build(studio: Studio, state: gr.State) -> EmbeddingsTab:
     csv = gr.File(label="2-D coordinates as CSV (x, y, class, seen/unseen, kind, set = map)", interactive=False)
 
     # The handler takes the visitor first (the state first among the inputs; the API never shows it).
-    inputs, outputs = [state, method, highlight], [audio, visual, fused, knowledge, note, csv, highlight, state]
+    inputs, outputs = [state, method, highlight], [audio, visual, fused, knowledge, note, csv, state]
     draw_button.click(bind(draw, studio), inputs, outputs, api_name="embeddings")
-    gr.on([method.change, highlight.input], bind(draw, studio), inputs, outputs, api_visibility="private")
-    return EmbeddingsTab(draw, inputs, outputs)
+    tab_outputs = [*outputs[:-1], highlight, state]
+    gr.on([method.change, highlight.input], bind(draw_tab, studio), inputs, tab_outputs, api_visibility="private")
+    return EmbeddingsTab(draw_tab, inputs, tab_outputs)

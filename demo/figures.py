@@ -35,7 +35,7 @@ MARKERS = "● video  ■ knowledge t_c  (filled: seen, open: unseen)  ★ yours
 QUERY_TRACE = "this video"
 ROW_PX = 14  # heatmap pixels per class while names are shown: 11 px labels need 12 px or more
 LABELLED_MAX = 120  # classes up to which a heatmap names them on its axes (beyond, hover names them)
-LABEL_CHARS = 22  # an axis label's length; "Playing Daf (unseen)" fits, longer names are cut
+LABEL_CHARS = 20  # a class name's length on an axis ("Boxing Punching Bag" fits); longer ones are cut
 HEATMAP_CHROME_PX = 330  # title, rotated x labels and axis titles around the rows
 
 
@@ -163,10 +163,9 @@ def modality_bars(prediction: Prediction | None) -> go.Figure:
 @guarded
 def heatmap_figure(heatmap: Heatmap) -> go.Figure:
     """A class x class matrix, ROW_PX or more per row while its classes are labelled: the axes show names cut
-    to LABEL_CHARS, hovering names both classes in full (unseen ones marked) and the value."""
-    labels = unique(
-        [plain(n) if s else f"{plain(n)} (unseen)" for n, s in zip(heatmap.names, heatmap.seen, strict=True)]
-    )
+    to LABEL_CHARS (unseen ones marked), hovering names both classes in full and the value."""
+    marks = ["" if s else " (unseen)" for s in heatmap.seen]
+    labels = unique([plain(n) + m for n, m in zip(heatmap.names, marks, strict=True)])
     k = len(labels)
     fig = go.Figure(
         go.Heatmap(
@@ -186,7 +185,7 @@ def heatmap_figure(heatmap: Heatmap) -> go.Figure:
         "tickfont": {"size": 11},
         "tickmode": "array" if labelled else "auto",
         "tickvals": labels if labelled else None,
-        "ticktext": [shorten(label) for label in labels] if labelled else None,
+        "ticktext": [plain(shorten(n)) + m for n, m in zip(heatmap.names, marks, strict=True)] if labelled else None,
         "automargin": True,
     }
     fig.update_layout(
@@ -200,8 +199,12 @@ def heatmap_figure(heatmap: Heatmap) -> go.Figure:
 
 
 def shorten(label: str) -> str:
-    """An axis label of at most LABEL_CHARS characters (the hover has the full name)."""
-    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1].rstrip() + "…"
+    """An axis label of at most LABEL_CHARS characters (the hover has the full name): a long one keeps its start
+    and its end, where names of one family differ ("Playing ... Flute")."""
+    if len(label) <= LABEL_CHARS:
+        return label
+    head = (LABEL_CHARS - 1) // 2
+    return label[:head].rstrip() + "…" + label[-(LABEL_CHARS - 1 - head) :].lstrip()
 
 
 def unique(labels: list[str]) -> list[str]:
