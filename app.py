@@ -28,7 +28,20 @@ from kda.errors import KdaError
 from kda.media.decode import DEFAULT_LIMITS
 from kda.studio import Studio
 
-CSS = "#banner {border-left: 6px solid #E69F00; padding: 0.5em 1em; background: rgba(230, 159, 0, 0.12)}"
+CSS = """
+#banner, #prediction-notes blockquote {border-left: 6px solid #E69F00; padding: 0.5em 1em; background: rgba(230, 159, 0, 0.12)}
+/* Dense plots (a bar or a row per class) keep a readable width: a narrow screen scrolls them sideways. */
+.kda-wide-plot {overflow-x: auto}
+.kda-wide-plot [data-testid=plotly] {min-width: 720px}
+/* Side-by-side rows stack on a phone, each plot the screen's width. */
+@media (max-width: 720px) {
+  .kda-stack, .kda-plots {flex-direction: column}
+  .kda-stack > *, .kda-plots > * {min-width: 100% !important}
+}
+"""
+# Plotly sizes a plot to its container when drawn or when the window resizes, and skips hidden ones: a plot
+# drawn (or a window resized) while its tab was hidden keeps a wrong width. Selecting a tab resizes its plots.
+RESIZE_ON_SELECT = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
 INTRO = (
     "# KDA Studio\nKnowledge-augmented audio-visual zero-shot video classification (Chen et al., 2023): a video "
     "is matched against LLM-written knowledge of every class, so classes never seen in training are recognised "
@@ -47,7 +60,7 @@ def build_app(studio: Studio, settings: Settings) -> gr.Blocks:
         if studio.banner:
             gr.Markdown(f"**Demo weights.** {studio.banner}", elem_id="banner")
         state = gr.State(None, time_to_live=settings.session_ttl_s)  # one demo.state.Visitor per browser session
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Classify"):
                 classify_tab = classify.build(studio, settings, state)
             with gr.Tab("Knowledge"):
@@ -58,6 +71,10 @@ def build_app(studio: Studio, settings: Settings) -> gr.Blocks:
                 embeddings_tab = embeddings.build(studio, state)
         pages = {"heatmaps": (heatmaps_page, heatmaps_tab), "embeddings": (embeddings_page, embeddings_tab)}
         knowledge_changed(studio, state, knowledge_tab.changes, classify_tab, pages)
+        tabs.select(None, js=RESIZE_ON_SELECT)
+        first = [state, classify_tab.sample, classify_tab.top_k, classify_tab.mode]
+        shown = [*classify_tab.panel_outputs, classify_tab.details, state]
+        app.load(bind(classify.first_view, studio), first, shown, api_visibility="private")
     return app
 
 
@@ -67,9 +84,10 @@ def knowledge_changed(
     """The one fan-out after the events that change a visitor's knowledge (`changes`) to the tabs that depend
     on it: the Classify panel, and `pages` (name -> (its gr.Tab, the tab with its draw, inputs and outputs)).
 
-    The rule, the same for every tab: what is on screen updates with the change; a hidden tab is not drawn (a
-    plot drawn in a hidden tab comes back too narrow) but is stale from then on, and redraws when it is next
-    selected. Stale means `Visitor.stale`: the tab last drew from an older knowledge version or an older
+    The rule, the same for every tab: what is on screen updates with the change; a hidden tab is not drawn (no
+    work for what nobody sees) but is stale from then on, and redraws when it is next selected. (A plot that
+    is drawn while hidden, the Classify panel's, is resized to its container when its tab is selected:
+    RESIZE_ON_SELECT.) Stale means `Visitor.stale`: the tab last drew from an older knowledge version or an older
     prediction, so classifying a video (or a new top-k) makes the maps and the top-k heatmap stale the same
     way. A tab that is not stale keeps its figures when selected again, zoom included.
 

@@ -75,8 +75,8 @@ def build(studio: Studio, state: gr.State) -> HeatmapsTab:
         subset = gr.Radio(list(SUBSETS), value="all classes", label="Classes")
     chosen = gr.Dropdown(class_choices(base), multiselect=True, label="Classes to show (for 'classes chosen below')")
     draw_button = gr.Button("Draw")
-    similarity_plot = gr.Plot(label="Knowledge similarity")
-    margin_plot = gr.Plot(label="Adaptive margins")
+    similarity_plot = gr.Plot(label="Knowledge similarity", elem_classes="kda-wide-plot")
+    margin_plot = gr.Plot(label="Adaptive margins", elem_classes="kda-wide-plot")
 
     # Every handler takes the visitor first (the state first among the inputs; the API never shows it).
     inputs = [state, order, subset, chosen]

@@ -13,7 +13,7 @@ import gradio as gr
 
 from demo.guards import bind, readable_file, user_errors
 from demo.settings import Settings
-from demo.state import Visitor, class_choices, prediction_dict
+from demo.state import Visitor, class_choices, markdown_text, prediction_dict
 from kda.knowledge import ASPECTS, DEFAULT_MODEL, LLMSettings
 from kda.studio import Studio
 
@@ -59,7 +59,7 @@ def after(studio: Studio, visitor: Visitor, message: str, class_id: str | None) 
     class_id = class_id if class_id in visitor.session.knowledge else visitor.session.class_ids[0]
     picks = class_choices(visitor)
     return (
-        message,
+        markdown_text(message),  # it names classes, and a class name is text, never markup
         table(visitor),
         gr.Dropdown(choices=picks, value=class_id),
         gr.Dropdown(choices=picks),

@@ -9,10 +9,13 @@ other: what two of them share lives here.
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 
 from kda.analysis import EmbeddingMap
 from kda.knowledge.session import KnowledgeSession
+from kda.media.pipeline import Progress
 from kda.prediction import Prediction
 from kda.studio import Studio
 
@@ -46,14 +49,15 @@ class Visitor:
             self.predictions += 1
         return self.prediction
 
-    def embedding_maps(self, studio: Studio, method: str) -> dict[str, EmbeddingMap]:
-        """The four maps, cached per (method, knowledge version, query) so switching back is instant."""
+    def embedding_maps(self, studio: Studio, method: str, progress: Progress | None = None) -> dict[str, EmbeddingMap]:
+        """The four maps, cached per (method, knowledge version, query) so switching back is instant;
+        `progress` as for `Studio.embedding_maps` (a cached set reports nothing)."""
         query = self.prediction
         key = (method, self.session.version, None if query is None else (query.source, query.rho_av.tobytes()))
         if key not in self.maps:
             while len(self.maps) >= MAP_CACHE:
                 self.maps.pop(next(iter(self.maps)))
-            self.maps[key] = studio.embedding_maps(self.session, method=method, query=query)
+            self.maps[key] = studio.embedding_maps(self.session, method=method, query=query, progress=progress)
         return self.maps[key]
 
     # -- what the tabs drew from ----------------------------------------------------------------------
@@ -81,6 +85,13 @@ def class_choices(visitor: Visitor) -> list[tuple[str, str]]:
         (f"{n} ({'seen' if s else 'unseen'})", c)
         for c, n, s in zip(session.class_ids, session.names, session.seen, strict=True)
     ]
+
+
+def markdown_text(value: object) -> str:
+    """`value` (a class or file name, or any text that holds one) for a Markdown component, shown as the
+    characters it is: Markdown's punctuation backslash-escaped, then HTML's three specials as entities."""
+    escaped = re.sub(r"([\\`*_{}\[\]()#+\-.!|~:])", r"\\\1", str(value))
+    return html.escape(escaped, quote=False)
 
 
 def prediction_dict(prediction: Prediction | None) -> dict | None:

@@ -17,6 +17,7 @@ import hashlib
 import io
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -413,6 +414,7 @@ def embedding_maps(
     seed: int = 0,
     max_points: int = MAX_POINTS,
     cache: ProjectionCache | None = PROJECTION_CACHE,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, EmbeddingMap]:
     """The Embeddings tab's four maps, keyed by point set:
 
@@ -423,6 +425,7 @@ def embedding_maps(
     The query video joins every map but the knowledge map. Past max_points the same samples (per class)
     are kept in every map, C fewer so that the fused map stays within max_points too. The sample arrays
     may be None (a checkpoint without reference samples); a map left without points is omitted.
+    `progress(point_set, done, total)` hears of each map as its projection starts (t-SNE takes seconds).
     """
     labels = np.asarray([] if labels is None else labels, dtype=int)  # (N,)
     knowledge = np.asarray(knowledge)  # (C, E)
@@ -438,7 +441,9 @@ def embedding_maps(
         "fused": (rho, knowledge, query.rho),
     }
     maps = {}
-    for point_set, (samples, known, point) in sets.items():
+    for done, (point_set, (samples, known, point)) in enumerate(sets.items()):
+        if progress:
+            progress(point_set, done, len(sets))
         parts, rows, total = [], [], 0  # point blocks, one (class_id, name, seen, kind) per point, count
         if samples is not None and len(keep):
             parts.append(np.asarray(samples)[keep])  # (S, D)

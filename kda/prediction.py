@@ -108,6 +108,15 @@ class Prediction:
     def top(self, zsl: bool = False) -> ClassScore:
         return (self.zsl if zsl else self.gzsl)[0]
 
+    def ranked(self, zsl: bool = False) -> list[tuple[ClassScore, float]]:
+        """Every candidate (ZSL: the unseen ones) in the order the ranking puts them, each with the distance it
+        is ranked by: GZSL ranks calibrated distances (seen classes + beta), ZSL the distances themselves. The
+        first `top_k` are `gzsl` (or `zsl`)."""
+        scores = [s for s in self.scores if not (zsl and s.seen)]
+        d = np.array([s.distance for s in scores], dtype=np.float64)
+        ranked_by = d if zsl else calibrated(d, np.array([s.seen for s in scores], dtype=bool), self.beta)
+        return [(scores[i], float(ranked_by[i])) for i in np.argsort(ranked_by, kind="stable")]
+
     def rescored(self, candidates: Candidates, top_k: int) -> Prediction:
         """The same video against other candidates (after a knowledge edit): distances only, no forward pass."""
         return replace(self, **ranking(self.rho_rows, candidates, self.beta, self.tau, top_k, self.has_audio))

@@ -133,7 +133,10 @@ class Studio:
 
     def extract(self, path: str | Path, progress: Progress | None = None) -> VideoFeatures:
         """The checkpoint's features of one video, in memory. Any number of calls may run at once: they share
-        the extractor's networks, built once by the first."""
+        the extractor's networks, built once by the first. `progress(stage, done, total)` hears of each stage as
+        it starts: "networks" (building them, the first video only), "visual", "audio"."""
+        if progress and self.extractor.built is None:
+            progress("networks", 0, 1)
         return self.extractor.extract(path, progress)
 
     def classify(
@@ -271,12 +274,23 @@ class Studio:
             classes=classes,
         )
 
-    def embedding_maps(self, session=None, method: str = "tsne", query: Prediction | None = None, seed: int = 0):
+    def embedding_maps(
+        self,
+        session=None,
+        method: str = "tsne",
+        query: Prediction | None = None,
+        seed: int = 0,
+        progress: Progress | None = None,
+    ):
         """2-D maps of the reference sample's audio, visual and fused rho_av, and of the knowledge t_c, with the
-        query video placed in them; keyed "audio", "visual", "knowledge", "fused" (`analysis.EmbeddingMap`)."""
+        query video placed in them; keyed "audio", "visual", "knowledge", "fused" (`analysis.EmbeddingMap`).
+        `progress(stage, done, total)` hears of each stage as it starts: "samples" (their rho_av, made once),
+        then each map by its key."""
         session = session or self.base
         samples = self.require_samples()
         if self.sample_embeddings is None:
+            if progress:
+                progress("samples", 0, 1)
             self.sample_embeddings = embed_videos(self.model, samples.audio, samples.visual).numpy()  # (N, E)
         # Sample labels index the checkpoint's classes, which lead the session's class list.
         classes = analysis.Classes(session.class_ids, session.names, session.seen)
@@ -292,4 +306,5 @@ class Studio:
             query=point,
             method=method,
             seed=seed,
+            progress=progress,
         )

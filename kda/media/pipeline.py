@@ -32,7 +32,7 @@ import torch
 from kda.errors import KdaError
 from kda.media import errors
 from kda.media.backbones import load_backbone
-from kda.media.c3d import BENCHMARK_FPS, benchmark_frames, clip_count, clip_frame_indices, clip_tensor
+from kda.media.c3d import BENCHMARK_FPS, CLIP_FRAMES, benchmark_frames, clip_count, clip_frame_indices, clip_tensor
 from kda.media.clip_frames import embed_frames
 from kda.media.decode import DEFAULT_LIMITS, Limits, open_video, read_audio, uniform_subset
 from kda.media.errors import CorruptMediaError, MediaError, NoAudioTrackError, UnsupportedCodecError
@@ -200,6 +200,11 @@ def c3d_inputs(video, options: ExtractOptions, chunk: int, notes: list[str]):
     sequence, _ = benchmark_frames(video.starts, video.duration_s)  # (K,) native frame of each 25 fps frame
     total = clip_count(len(sequence))
     chosen = uniform_subset(total, options.max_clips or total)
+    if len(sequence) < CLIP_FRAMES:  # what C3D saw is mostly padding: the features say little
+        notes.append(
+            f"visual: the video is {len(sequence)} frame(s) long at {BENCHMARK_FPS} fps ({video.duration_s:.2f} s), "
+            f"shorter than one {CLIP_FRAMES}-frame C3D clip: the clip was padded with blank frames"
+        )
     if len(chosen) < total:
         notes.append(
             f"visual: C3D on {len(chosen)} of {total} 16-frame clips at {BENCHMARK_FPS} fps, spread evenly "
@@ -368,10 +373,14 @@ def extract_in_process(path, options, networks, batch, progress=None) -> VideoFe
             match chunk:
                 case Plan(units):
                     planned = units
+                    if progress:
+                        progress("visual", 0, planned)
                 case VisualChunk(inputs):
                     acc.outputs.append(networks.visual(inputs))
                     if progress:
                         progress("visual", acc.done, planned)
+                        if acc.done >= planned:  # the decoder goes on to the audio track: say so as it starts
+                            progress("audio", 0, 1)
                 case VideoInfo():
                     features = acc.finish(chunk, networks)
                     if progress:

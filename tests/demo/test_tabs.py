@@ -1,6 +1,6 @@
-"""The app's parts without a server: figure functions on small hand-made inputs, the message figure a
-failing plot turns into, settings from the environment (the key never shown), the file rule, and the tabs'
-handlers called as plain functions on the bundled demo checkpoint, with the one rule for hidden tabs."""
+"""The app's parts without a server: settings from the environment (the key never shown), the file rule, and
+the tabs' handlers called as plain functions on the bundled demo checkpoint, with the one rule for hidden tabs.
+The figures have their own tests (test_figures.py)."""
 
 import inspect
 from pathlib import Path
@@ -9,12 +9,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from demo import classify, embeddings, figures, heatmaps, knowledge
+from demo import classify, embeddings, heatmaps, knowledge
 from demo.guards import bind
 from demo.settings import NO_LLM, Settings
 from demo.state import Visitor, prediction_dict
-from kda.analysis import EmbeddingMap, Heatmap
-from kda.prediction import ClassScore, ModalityContribution, Prediction
 
 DEMO = Path(__file__).resolve().parents[2] / "checkpoints" / "demo-ucf-cls"
 PASTA = (
@@ -23,108 +21,6 @@ PASTA = (
     "Bubbling water and the clink of a spoon against metal.",
 )
 needs_demo = pytest.mark.skipif(not DEMO.is_dir(), reason="no demo checkpoint: run `make checkpoint`")
-
-
-def prediction() -> Prediction:
-    scores = [
-        ClassScore("A", "Class A", True, 0.2, 0.6),
-        ClassScore("B", "Class B", False, 0.4, 0.3),
-        ClassScore("C", "Class C", False, 0.9, 0.1),
-    ]
-    modality = ModalityContribution(
-        scores[0], scores[1], np.array([0.1, 0.0, -0.1]), np.array([0.3, 0.2, 0.0]), "visual", ""
-    )
-    return Prediction(
-        scores=scores,
-        gzsl=scores[:2],
-        zsl=scores[1:],
-        modality=modality,
-        rho_rows=np.zeros((3, 4)),
-        beta=0.5,
-        tau=0.1,
-        audio=np.zeros(2),
-        visual=np.zeros(3),
-        has_audio=True,
-        source="test",
-    )
-
-
-def test_distance_bars_nearest_first_split_by_seen_and_zsl_drops_seen():
-    fig = figures.distance_bars(prediction())
-    # The bars are the distances of prediction(): A (seen) 0.2, B and C (unseen) 0.4 and 0.9.
-    bars = {t.name: (list(t.x), list(t.y)) for t in fig.data}
-    assert bars == {"seen class": (["Class A"], [0.2]), "unseen class": (["Class B", "Class C"], [0.4, 0.9])}
-    assert list(fig.layout.xaxis.categoryarray) == ["Class A", "Class B", "Class C"]
-    assert fig.layout.title.text.endswith("(GZSL: all classes; seen ones rank with +beta = 0.5)")
-    assert fig.layout.yaxis.title.text.startswith("distance ||rho_av - t_c||")
-    zsl = figures.distance_bars(prediction(), zsl=True)
-    assert [t.name for t in zsl.data] == ["unseen class"] and list(zsl.data[0].x) == ["Class B", "Class C"]
-    assert zsl.layout.title.text.endswith("(ZSL: unseen classes only)")
-
-
-def test_modality_bars_take_the_shifts_of_the_top_classes():
-    fig = figures.modality_bars(prediction())
-    assert [list(t.y) for t in fig.data] == [[0.1, 0.0], [0.3, 0.2]]
-
-
-def test_heatmap_labels_mark_unseen_classes_and_hover_names_both():
-    hm = Heatmap(
-        np.array([[1.0, 0.25], [0.25, 1.0]]), ["A", "B"], ["Class A", "Class B"], np.array([True, False]), "t", "cosine"
-    )
-    trace = figures.heatmap_figure(hm).data[0]
-    assert list(trace.x) == ["Class A", "Class B (unseen)"] and trace.z[0][1] == 0.25
-    assert "%{y}" in trace.hovertemplate and "%{x}" in trace.hovertemplate and "cosine" in trace.hovertemplate
-
-
-def test_margin_heatmap_states_its_note_and_marks_margins_never_applied():
-    seen = np.array([True, False, True])
-    applied = np.outer(seen, seen)
-    heatmap = Heatmap(
-        np.ones((3, 3)), ["a", "b", "c"], ["A", "B", "C"], seen, "Adaptive margin", "margin", "a note", applied
-    )
-    figure = figures.heatmap_figure(heatmap).to_plotly_json()
-    assert figure["layout"]["title"]["text"].endswith("<br><sup>a note</sup>")
-    words = np.array(figure["data"][0]["customdata"])
-    assert (
-        np.array_equal(words == "applied in training", applied)
-        and "%{customdata}" in figure["data"][0]["hovertemplate"]
-    )
-    plain = figures.heatmap_figure(
-        Heatmap(np.ones((3, 3)), ["a", "b", "c"], ["A", "B", "C"], seen, "Similarity", "cos")
-    )
-    assert "customdata" not in plain.to_plotly_json()["data"][0] and "<sup>" not in plain.layout.title.text
-
-
-def test_embedding_figure_knowledge_squares_query_star_and_subsampling_stated():
-    kinds = ["sample", "sample", "knowledge", "knowledge", "query"]
-    emap = EmbeddingMap(
-        coords=np.arange(10.0).reshape(5, 2),
-        class_ids=["A", "B", "A", "B", ""],
-        names=["Class A", "Class B", "Class A", "Class B", "your video"],
-        seen=np.array([True, False, True, False, False]),
-        kind=kinds,
-        title="Fused",
-        method="tsne",
-        total=40,
-        shown=4,
-        point_set="fused",
-    )
-    fig = figures.embedding_figure(emap)
-    symbols = {t.name: t.marker.symbol for t in fig.data}
-    assert symbols == {
-        "videos of seen classes": "circle",
-        "videos of unseen classes": "circle-open",
-        "knowledge t_c, seen classes": "square",
-        "knowledge t_c, unseen classes": "square-open",
-        "this video": "star",
-    }
-    assert "4 of 40" in fig.layout.title.text and fig.layout.xaxis.title.text == "t-SNE 1"
-    assert all(c in figures.CLASS_COLOURS for t in fig.data[:4] for c in t.marker.color)
-
-
-def test_a_failing_plot_becomes_a_message_figure():
-    fig = figures.heatmap_figure(None)
-    assert not fig.data and "could not be drawn" in fig.layout.annotations[0].text
 
 
 def test_settings_from_environment(monkeypatch):
@@ -250,4 +146,4 @@ def test_the_knowledge_fan_out_updates_the_prediction_and_leaves_hidden_tabs_to_
     after = [fn for fn in app.fns.values() if fn.trigger_after in changes]
     assert len(after) == len(changes) and all(fn.fn is classify.panel for fn in after)  # the panel, nothing else
     selected = [inspect.unwrap(fn.fn) for fn in app.fns.values() if any(e == "select" for _, e in fn.targets)]
-    assert inspect.unwrap(heatmaps.draw) in selected and inspect.unwrap(embeddings.draw) in selected
+    assert inspect.unwrap(heatmaps.draw) in selected and inspect.unwrap(embeddings.draw_tab) in selected
