@@ -111,3 +111,20 @@ def test_feature_dims_that_do_not_fit_the_model(tmp_path, ucf_synth):
     expected = f"benchmark at {root} has audio/visual features of 128/4096 dims but the model expects 512/512"
     with pytest.raises(DimensionMismatchError, match=re.escape(expected)):
         train(bench, kv, get_setting("main").model_config(), loss_preset("kda"), TrainConfig(epochs=1), progress=False)
+
+
+def test_the_text_cache_keeps_the_checkpoints_texts_and_a_bounded_number_of_others(monkeypatch):
+    from kda.knowledge import class_matrix
+    from kda.knowledge.class_matrix import ClassMatrixBuilder, TextVectors
+    from kda.knowledge.encoders import TINY_TEXT_ENCODER, load_text_encoder
+
+    monkeypatch.setattr(class_matrix, "RECENT_TEXTS", 3)
+    encoder = load_text_encoder(TINY_TEXT_ENCODER)
+    builder = ClassMatrixBuilder(encoder)
+    shipped = {"Archery": encoder.encode(["Archery"])[0]}
+    assert builder.seed(TextVectors(encoder.id, encoder.fingerprint(), shipped, "unit"))
+    for text in ["one", "two", "three", "four", "two"]:
+        builder.text_vectors([text])
+    assert list(builder.recent) == ["three", "four", "two"]  # "one", least recently used, made room
+    assert builder.text_vectors(["Archery", "one"])[1] == 1  # the checkpoint's text stays; "one" is encoded again
+    assert len(builder.recent) == 3 and "Archery" in builder.vectors
