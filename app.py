@@ -51,7 +51,7 @@ INTRO = (
 
 def build_app(studio: Studio, settings: Settings) -> gr.Blocks:
     ckpt = studio.checkpoint
-    with gr.Blocks(title="KDA Studio") as app:
+    with gr.Blocks(title="KDA Studio", delete_cache=settings.delete_cache) as app:
         gr.Markdown(INTRO)
         gr.Markdown(
             f"Checkpoint: {len(ckpt.classes)} classes ({int(ckpt.seen_mask.sum())} seen), "
@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> None:
         server_name=args.host,
         server_port=args.port,
         max_file_size=settings.max_upload_bytes,
-        app_kwargs={"middleware": [Middleware(FileGuard)]},  # uploads and example videos only, checked first
+        app_kwargs={
+            "middleware": [Middleware(FileGuard, blocks=app)]
+        },  # uploads and example videos only, checked first
         css=CSS,
     )
 

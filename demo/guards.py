@@ -1,7 +1,8 @@
 """What every handler needs around it: binding to what the page was built with (`bind`), the library's errors
-as UI messages, and the rule for which files a visitor may make the app read (an upload, or one of the bundled
-example videos), applied twice: by `FileGuard` in front of Gradio, before its preprocessing copies or
-downloads anything, and by `readable_file` in the handlers themselves."""
+as UI messages (`user_errors`), said once where the person looks (`on_page`), and the rule for which files a
+visitor may make the app read (an upload, or one of the bundled example videos), applied twice: by `FileGuard`
+in front of Gradio, before its preprocessing copies or downloads anything, and by `readable_file` in the
+handlers themselves."""
 
 from __future__ import annotations
 
@@ -42,24 +43,62 @@ def bind(handler: Callable, *first) -> Callable:
 
 def user_errors(handler: Callable) -> Callable:
     """Turn the library's errors into `gr.Error` with its message (shown in the UI, returned through the
-    API); anything else is logged and reported without internals. The visitor's state is left as it was:
-    a failed library call changes nothing, and a raising handler returns no new state."""
+    API); anything else is a bug, logged with its traceback and reported without internals. A person's error
+    is one line in the server log. The visitor's state is left as it was: a failed library call changes
+    nothing, and a raising handler returns no new state."""
 
     @functools.wraps(handler)
     def run(*args, **kwargs):
         try:
             return handler(*args, **kwargs)
-        except gr.Error:
+        except gr.Error as e:
+            refused(handler, e)
             raise
         except KdaError as e:
-            raise gr.Error(without_upload_folder(str(e)), print_exception=False) from e
+            error = gr.Error(without_upload_folder(str(e)), print_exception=False)
+            refused(handler, error)
+            raise error from e
         except Exception as e:
             log.exception("%s failed", handler.__name__)
             raise gr.Error(
                 f"Something went wrong in the app ({type(e).__name__}); the server log has the details. "
-                "Your edits are kept."
+                "Your edits are kept.",
+                print_exception=False,  # logged just above, with its traceback
             ) from e
 
+    return run
+
+
+def refused(handler: Callable, error: gr.Error) -> None:
+    """Log a refusal of a person's request as one line (a traceback is for bugs), and keep Gradio from
+    printing one too."""
+    error.print_exception = False
+    log.info("%s refused: %s", handler.__name__, error.message)
+
+
+def on_page(handler: Callable, outputs: int, status: int | None = None, say: bool = True) -> Callable:
+    """`handler` (wrapped in `user_errors`) for an event that is also a named API endpoint. Called by the
+    page (a component triggered the event), a refusal is said once where the person looks: as the text of
+    output `status` (a status line) when there is one, else as a warning (unless `say` is False: another
+    event of the same click says it), and the other outputs stay as they were (an error would mark every one
+    of them with a lasting "Error" badge). Called through the API (nothing triggered it), the refusal stays an
+    error with its message."""
+    signature = inspect.signature(handler)
+    event = inspect.Parameter("event", inspect.Parameter.KEYWORD_ONLY, annotation=gr.EventData)
+
+    @functools.wraps(handler)
+    def run(*args, event: gr.EventData, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error as e:
+            if event is None or event.target is None:
+                raise
+            if status is None and say:
+                gr.Warning(e.message)
+            return tuple(f"**Nothing changed:** {e.message}" if i == status else gr.skip() for i in range(outputs))
+
+    run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), event])
+    run.__annotations__ = {**handler.__annotations__, "event": gr.EventData}  # how Gradio knows to pass it
     return run
 
 
@@ -99,7 +138,7 @@ def readable_file(path: str | None, what: str = "video") -> Path:
     """The path of an uploaded file or a bundled example video; anything else (a server path typed into the
     API, a link, a URL) is refused, so API callers cannot make the app read the server's files."""
     if not path:
-        raise gr.Error(f"Upload a {what} first (or pick an example).")
+        raise gr.Error(f"Upload a {what} first (or pick an example).", print_exception=False)
     reason = refusal(path, what)
     if reason:
         raise gr.Error(f"{reason}.", print_exception=False)
@@ -118,14 +157,52 @@ def file_paths(data: object) -> Iterator[object]:
             yield from file_paths(value)
 
 
+PLAIN_PATH = (
+    "a file input takes the reference an upload returned ({'path': ..., 'meta': {'_type': 'gradio.FileData'}}, "
+    "as gradio_client's handle_file makes), not a plain path"
+)
+
+
+def takes_files(component) -> bool:
+    """Whether an input component's value is a file reference (gr.File, gr.Video, ...)."""
+    model = getattr(component, "data_model", None)
+    return model is not None and "FileData" in json.dumps(model.model_json_schema())
+
+
+def file_inputs(blocks) -> dict[int | str, list[int]]:
+    """Event id and API name -> the positions of the event's inputs that take a file."""
+    table: dict[int | str, list[int]] = {}
+    for fn_id, fn in blocks.fns.items():
+        positions = [i for i, component in enumerate(fn.inputs) if takes_files(component)]
+        if positions:
+            table[fn_id] = positions
+            if fn.api_name:
+                table[fn.api_name] = positions
+    return table
+
+
+def misnamed_files(path: str, data: object, inputs: dict[int | str, list[int]]) -> Iterator[object]:
+    """What a request gives its file inputs instead of a file reference (a plain path string, a number).
+    The event is named by `fn_index` in the body (the queue) or by the API name ending the URL path."""
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        return
+    positions = inputs.get(data["fn_index"] if "fn_index" in data else path.rstrip("/").rsplit("/", 1)[-1], [])
+    for i in positions:
+        if i < len(data["data"]) and not isinstance(data["data"][i], dict | list | None):
+            yield data["data"][i]
+
+
 class FileGuard:
     """ASGI middleware in front of the Gradio app. Every JSON request (the API calls and the page's own
     events) is read whole, up to MAX_REQUEST_BYTES, and refused with a message when it names a file the app
-    may not read (`refusal`). Gradio's preprocessing would otherwise copy the named file into its cache, or
-    download a URL, before any handler runs; its own check refuses server paths but answers `{"error": null}`."""
+    may not read (`refusal`), or gives a file input a plain path instead of an upload's reference. Gradio's
+    preprocessing would otherwise copy the named file into its cache, or download a URL, before any handler
+    runs; its own checks refuse server paths and plain strings but answer `{"error": null}`. `blocks` (the
+    app) tells which inputs take files."""
 
-    def __init__(self, app):
+    def __init__(self, app, blocks=None):
         self.app = app
+        self.file_inputs = file_inputs(blocks) if blocks is not None else {}
 
     async def __call__(self, scope, receive, send):
         headers = dict(scope.get("headers") or [])
@@ -145,8 +222,10 @@ class FileGuard:
             data = json.loads(body or b"null")
         except ValueError:
             data = None  # not ours to judge: Gradio answers malformed JSON itself
-        for path in file_paths(data):
-            reason = refusal(path)
+        reasons = [(path, refusal(path)) for path in file_paths(data)]
+        misnamed = misnamed_files(scope.get("path", ""), data, self.file_inputs)
+        reasons += [(value, refusal(value) or PLAIN_PATH) for value in misnamed]  # even an upload's own path
+        for path, reason in reasons:
             if reason:
                 log.info("refused a request naming %r: %s", path, reason)
                 return await refuse(send, 403, reason)

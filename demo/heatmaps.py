@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from demo import figures
-from demo.guards import bind, user_errors
+from demo.guards import bind, on_page, user_errors
 from demo.state import Visitor, class_choices
 from kda.studio import Studio
 
@@ -37,7 +37,7 @@ def subset_ids(visitor: Visitor, subset: str, chosen: list[str] | None) -> list[
         return [s.class_id for s in visitor.prediction.gzsl]
     if subset == "classes chosen below":
         if not chosen or len(chosen) < 2:
-            raise gr.Error("Choose at least two classes for the heatmap.")
+            raise gr.Error("Choose two or more classes below: the heatmaps show them once you have.")
         return [session.knowledge.resolve(c) for c in chosen]
     if subset != "all classes":
         raise gr.Error(f"Unknown subset {subset!r}; choose one of: {', '.join(SUBSETS)}.")
@@ -62,10 +62,17 @@ def margins(studio: Studio, visitor: Visitor | None, order: str, subset: str, cl
 
 @user_errors
 def draw(studio: Studio, visitor: Visitor | None, order: str, subset: str, classes: list[str] | None):
-    """Both heatmaps, and the class chooser kept up with added classes."""
+    """Both heatmaps, the class chooser kept up with added classes, and the status line. A subset that cannot
+    be drawn yet (fewer than two classes chosen, no prediction for its top-k) leaves the heatmaps as they are
+    and the status line says what it waits for."""
     visitor = Visitor.start(studio, visitor)
+    chooser = gr.Dropdown(choices=class_choices(visitor))
+    try:
+        subset_ids(visitor, subset, classes)
+    except gr.Error as e:
+        return gr.skip(), gr.skip(), visitor, chooser, e.message
     figure = similarity(studio, visitor, order, subset, classes)[0]
-    return figure, *margins(studio, visitor, order, subset, classes), gr.Dropdown(choices=class_choices(visitor))
+    return figure, *margins(studio, visitor, order, subset, classes), chooser, ""
 
 
 def build(studio: Studio, state: gr.State) -> HeatmapsTab:
@@ -75,13 +82,18 @@ def build(studio: Studio, state: gr.State) -> HeatmapsTab:
         subset = gr.Radio(list(SUBSETS), value="all classes", label="Classes")
     chosen = gr.Dropdown(class_choices(base), multiselect=True, label="Classes to show (for 'classes chosen below')")
     draw_button = gr.Button("Draw")
+    status = gr.Markdown(elem_id="heatmap-status")
     similarity_plot = gr.Plot(label="Knowledge similarity", elem_classes="kda-wide-plot")
     margin_plot = gr.Plot(label="Adaptive margins", elem_classes="kda-wide-plot")
 
-    # Every handler takes the visitor first (the state first among the inputs; the API never shows it).
+    # Every handler takes the visitor first (the state first among the inputs; the API never shows it). The
+    # Draw button's two endpoints refuse alike on the page: one warning says it (`on_page`), no output changes.
     inputs = [state, order, subset, chosen]
-    draw_button.click(bind(similarity, studio), inputs, [similarity_plot, state], api_name="similarity")
-    draw_button.click(bind(margins, studio), inputs, [margin_plot, state], api_name="margins")
-    outputs = [similarity_plot, margin_plot, state, chosen]
-    gr.on([order.change, subset.change], bind(draw, studio), inputs, outputs, api_visibility="private")
+    heatmap = [similarity_plot, state]
+    draw_button.click(bind(on_page(similarity, 2), studio), inputs, heatmap, api_name="similarity")
+    heatmap = [margin_plot, state]
+    draw_button.click(bind(on_page(margins, 2, say=False), studio), inputs, heatmap, api_name="margins")
+    outputs = [similarity_plot, margin_plot, state, chosen, status]
+    triggers = [order.change, subset.change, chosen.change]
+    gr.on(triggers, bind(draw, studio), inputs, outputs, api_visibility="private", show_progress_on=[status])
     return HeatmapsTab(draw, inputs, outputs)

@@ -4,17 +4,19 @@ last prediction at once: each change returns it as JSON, and the app shows it in
 
 from __future__ import annotations
 
+import hashlib
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
-from demo.guards import bind, readable_file, user_errors
+from demo.guards import bind, on_page, readable_file, user_errors
 from demo.settings import Settings
 from demo.state import Visitor, class_choices, markdown_text, prediction_dict
 from kda.knowledge import ASPECTS, DEFAULT_MODEL, LLMSettings
+from kda.knowledge.store import atomic_write
 from kda.studio import Studio
 
 COLUMNS = ["class id", "name", "seen/unseen", "changed", *ASPECTS]
@@ -78,7 +80,7 @@ def edit(
     class_id = visitor.session.knowledge.resolve(class_id or "")
     extra = [d.text for d in visitor.session.entry(class_id).descriptions[len(ASPECTS) :]]
     visitor.session.edit(class_id, [introduction, visual, auditory, *extra], name=name.strip() or None)
-    return after(studio, visitor, f"Saved {class_id}: {visitor.session.last_encoded} text(s) encoded.", class_id)
+    return after(studio, visitor, f"Saved {class_id}: {visitor.session.last_changed} text(s) changed.", class_id)
 
 
 @user_errors
@@ -130,14 +132,7 @@ def reset_knowledge(studio: Studio, visitor: Visitor | None, class_id: str, ever
 def import_knowledge(studio: Studio, visitor: Visitor | None, file: str | None):
     """Replace the knowledge by an uploaded kda-knowledge/1 JSON file (it must cover every class)."""
     visitor = Visitor.start(studio, visitor)
-    text = readable_file(file, "knowledge file").read_text(encoding="utf-8", errors="replace")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise gr.Error(
-            f"The file is not JSON ({e.msg} at line {e.lineno}); export the knowledge for an example."
-        ) from e
-    result = visitor.session.import_json(data)
+    result = visitor.session.import_file(readable_file(file, "knowledge file"))
     message = f"Imported: {len(result['changed'])} class(es) changed, {len(result['added'])} added."
     return after(studio, visitor, message, (result["changed"] + result["added"] + [None])[0])
 
@@ -146,9 +141,12 @@ def import_knowledge(studio: Studio, visitor: Visitor | None, file: str | None):
 def export_knowledge(studio: Studio, visitor: Visitor | None) -> str:
     """The visitor's knowledge as a kda-knowledge/1 JSON file."""
     visitor = Visitor.start(studio, visitor)
-    folder = Path(tempfile.mkdtemp(prefix="kda-knowledge-"))
-    path = folder / "knowledge.json"
-    path.write_text(json.dumps(visitor.session.export_json(), indent=2, ensure_ascii=False), encoding="utf-8")
+    data = json.dumps(visitor.session.export_json(), indent=2, ensure_ascii=False).encode("utf-8")
+    # Written into Gradio's own cache, named by its content: Gradio serves it from there without a copy, and
+    # its cache cleanup (`delete_cache`, app.py) removes it; the same knowledge exported again is the same file.
+    path = Path(get_upload_folder()) / f"kda-knowledge-{hashlib.sha256(data).hexdigest()[:16]}" / "knowledge.json"
+    if not path.is_file():
+        atomic_write(path, data)
     return str(path)
 
 
@@ -187,7 +185,10 @@ def build(studio: Studio, settings: Settings, state: gr.State, prediction: gr.JS
                 reset = gr.Button("Reset to the checkpoint's knowledge")
         with gr.Column(scale=2):
             targets = gr.Dropdown(class_choices(base), multiselect=True, label="Classes to regenerate with the LLM")
-            regenerate = gr.Button("Regenerate descriptions (the paper's three questions)")
+            regenerate = gr.Button(
+                "Regenerate descriptions (the paper's three questions)",
+                interactive=settings.llm.configured,  # the reason is the LLM line above when it is not
+            )
             new_name = gr.Textbox(label="New class name", placeholder="e.g. Playing Ukulele", max_lines=1)
             add = gr.Button("Add class (an unseen candidate at once)")
             export = gr.Button("Export knowledge as JSON")
@@ -205,17 +206,22 @@ def build(studio: Studio, settings: Settings, state: gr.State, prediction: gr.JS
         label="Every class (click a row to edit it)",
     )
 
-    # Every handler takes the visitor first (the state first among the inputs; the API never shows it).
+    # Every handler takes the visitor first (the state first among the inputs; the API never shows it). A
+    # refusal is said in the status line, the first output, and leaves the others as they were (`on_page`);
+    # the status line alone shows that a change is running.
     changed = [status, overview, picker, targets, name, *aspects, prediction, state]
+
+    def change(button, handler, inputs, api_name, *first):
+        handler = bind(on_page(handler, len(changed), status=0), studio, *first)
+        return button.click(handler, inputs, changed, api_name=api_name, show_progress_on=[status])
+
     events = [
-        save.click(bind(edit, studio), [state, picker, name, *aspects], changed, api_name="edit"),
-        regenerate.click(
-            bind(regenerate_classes, studio, settings), [state, targets, picker], changed, api_name="regenerate"
-        ),
-        add.click(bind(add_class, studio), [state, new_name], changed, api_name="add_class"),
-        undo.click(bind(undo_change, studio), [state, picker], changed, api_name="undo"),
-        reset.click(bind(reset_knowledge, studio), [state, picker, everything], changed, api_name="reset"),
-        load.click(bind(import_knowledge, studio), [state, upload], changed, api_name="import_knowledge"),
+        change(save, edit, [state, picker, name, *aspects], "edit"),
+        change(regenerate, regenerate_classes, [state, targets, picker], "regenerate", settings),
+        change(add, add_class, [state, new_name], "add_class"),
+        change(undo, undo_change, [state, picker], "undo"),
+        change(reset, reset_knowledge, [state, picker, everything], "reset"),
+        change(load, import_knowledge, [state, upload], "import_knowledge"),
     ]
     export.click(bind(export_knowledge, studio), [state], exported, api_name="export_knowledge")
     picker.input(bind(show, studio), [state, picker], [name, *aspects], api_visibility="private")

@@ -55,6 +55,7 @@ class Settings:
     concurrency: int = 4  # events run at once per handler; Gradio's default of 1 serialises every visitor
     queue_size: int = 64  # waiting events beyond this are turned away with "queue full"
     session_ttl_s: float = 4 * 3600  # a visitor's edits are dropped this long after their last action
+    cache_s: float = 3600.0  # uploads and exported files leave Gradio's cache this long after they were made
     top_k: int = 5
     llm: LLMConfig = field(default_factory=lambda: LLMConfig(None, None))
 
@@ -66,6 +67,7 @@ class Settings:
             concurrency=int(env_number("KDA_CONCURRENCY", cls.concurrency)),
             queue_size=int(env_number("KDA_QUEUE_SIZE", cls.queue_size)),
             session_ttl_s=env_number("KDA_SESSION_TTL_SECONDS", cls.session_ttl_s),
+            cache_s=env_number("KDA_CACHE_SECONDS", cls.cache_s),
             llm=LLMConfig(
                 base_url=os.environ.get("OPENAI_BASE_URL") or None,
                 model=os.environ.get("KDA_LLM_MODEL") or None,
@@ -76,6 +78,13 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 2**20)
+
+    @property
+    def delete_cache(self) -> tuple[int, int]:
+        """Gradio's (how often, how old) in seconds for its cache cleanup: a file lives cache_s, and at most
+        ten minutes more, before it is deleted."""
+        age = max(1, int(self.cache_s))
+        return min(age, 600), age
 
 
 def example_videos() -> list[Path]:

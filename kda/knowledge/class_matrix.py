@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from kda.names import match_classes
 UNIT, RAW_MEAN = "unit", "raw-mean"
 FORMS = (UNIT, RAW_MEAN)
 PRECOMPUTED = "precomputed"  # encoder id of vectors that came from a file, not from texts
+RECENT_TEXTS = 8192  # texts a builder keeps beyond the checkpoint's: ~4 KB each at the caps, ~32 MB in all
 
 
 class KnowledgeMismatchError(KdaError):
@@ -86,13 +88,19 @@ class TextVectors:
 
 
 class ClassMatrixBuilder:
-    """A text encoder, a form and the vectors of every text encoded so far: class rows from knowledge texts.
-    Shared by every session of a studio, so it is thread-safe. `texts_encoded` counts the real encoder work."""
+    """A text encoder, a form and the vectors of texts encoded so far: class rows from knowledge texts.
+    Shared by every session of a studio, so it is thread-safe. `texts_encoded` counts the real encoder work.
+
+    The checkpoint's own texts (`vectors`, from `seed`) are kept for good; texts encoded since (`recent`, every
+    visitor's edits) are kept up to RECENT_TEXTS, the least recently used dropped first. The lock guards these
+    dictionaries only: encoding runs outside it, so callers take turns at the encoder (its own lock), batch by
+    batch, and one caller's long list never makes another wait for all of it."""
 
     def __init__(self, encoder, form: str = UNIT):
         self.encoder = encoder
         self.form = check_form(form)
-        self.vectors: dict[str, np.ndarray] = {}  # text -> (E,), in this builder's encoder and form
+        self.vectors: dict[str, np.ndarray] = {}  # the checkpoint's text -> (E,), in this encoder and form
+        self.recent: OrderedDict[str, np.ndarray] = OrderedDict()  # other texts, least recently used first
         self.texts_encoded = 0
         self.lock = threading.Lock()
 
@@ -108,18 +116,31 @@ class ClassMatrixBuilder:
                 self.vectors.update(stored.vectors)
         return ok
 
+    def known(self, text: str) -> np.ndarray | None:
+        """The vector of `text` if it was encoded before (marked as just used). Called holding the lock."""
+        if text in self.vectors:
+            return self.vectors[text]
+        if text in self.recent:
+            self.recent.move_to_end(text)
+            return self.recent[text]
+        return None
+
     def text_vectors(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
-        """(N, E) vectors of `texts`, and how many of them had to be encoded (in one encoder call; the others
-        were encoded before)."""
+        """(N, E) vectors of `texts`, and how many of them had to be encoded (the others were encoded before)."""
+        if not texts:
+            return np.zeros((0, self.encoder.dim), np.float32), 0
         with self.lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
-            if missing:
-                encoded = self.encoder.encode(missing, normalize=self.form == UNIT)  # (M, E)
-                self.vectors.update(zip(missing, encoded, strict=True))
+            found = {t: v for t in dict.fromkeys(texts) if (v := self.known(t)) is not None}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            encoded = self.encoder.encode(missing, normalize=self.form == UNIT)  # (M, E), outside the lock
+            found.update(zip(missing, encoded, strict=True))
+            with self.lock:
                 self.texts_encoded += len(missing)
-            if not texts:
-                return np.zeros((0, self.encoder.dim), np.float32), 0
-            return np.stack([self.vectors[t] for t in texts]), len(missing)
+                self.recent.update(zip(missing, encoded, strict=True))
+                while len(self.recent) > RECENT_TEXTS:
+                    self.recent.popitem(last=False)
+        return np.stack([found[t] for t in texts]), len(missing)
 
     def rows(self, knowledge: Knowledge, class_ids: Sequence[str] | None = None) -> tuple[dict[str, np.ndarray], int]:
         """class id -> t_c (E,) of `class_ids` (default: every class) from each class's name and descriptions,
@@ -129,12 +150,6 @@ class ClassMatrixBuilder:
         vectors, encoded = self.text_vectors([t for group in texts for t in group])  # (sum of texts, E)
         bounds = np.cumsum([0] + [len(group) for group in texts])
         return {c: class_row(vectors[bounds[i] : bounds[i + 1]], self.form) for i, c in enumerate(ids)}, encoded
-
-    def stored(self, texts: set[str]) -> TextVectors:
-        """The vectors of `texts` (all encoded already), to keep in a checkpoint."""
-        with self.lock:
-            vectors = {t: self.vectors[t] for t in texts}
-        return TextVectors(self.encoder.id, self.encoder.fingerprint(), vectors, self.form)
 
 
 @dataclass
@@ -172,10 +187,13 @@ class ClassMatrix:
 
 def encode_knowledge(knowledge: Knowledge, encoder, form: str = UNIT) -> ClassMatrix:
     """The class matrix of every class of `knowledge`, with the vector of each text it was built from."""
-    builder = ClassMatrixBuilder(encoder, form)
-    rows, _ = builder.rows(knowledge)
     names = knowledge.class_ids
-    text_vectors = builder.stored({t for c in names for t in knowledge.texts(c)})
+    texts = list(dict.fromkeys(t for c in names for t in knowledge.texts(c)))
+    builder = ClassMatrixBuilder(encoder, form)
+    vectors, _ = builder.text_vectors(texts)  # (T, E)
+    text_vectors = TextVectors(encoder.id, encoder.fingerprint(), dict(zip(texts, vectors, strict=True)), form)
+    builder.seed(text_vectors)  # every text at hand however many there are (the recent cache is bounded)
+    rows, _ = builder.rows(knowledge)
     return ClassMatrix(names, np.stack([rows[c] for c in names]), encoder.id, knowledge, text_vectors, form)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,11 +22,15 @@ from kda.errors import KdaError
 from kda.knowledge.class_matrix import ClassMatrixBuilder
 from kda.knowledge.generate import LLMSettings, describe_class
 from kda.knowledge.store import (
+    CAPS,
+    Caps,
     ClassKnowledge,
     Description,
     Knowledge,
     KnowledgeError,
+    check_caps,
     parse_knowledge,
+    read_json,
     today,
     with_file_provenance,
 )
@@ -55,6 +60,16 @@ def edited_entry(old: ClassKnowledge, texts: Sequence[str], name: str | None) ->
     return ClassKnowledge((name or old.name).strip(), tuple(descriptions))
 
 
+def new_texts(before: dict[str, ClassKnowledge], after: dict[str, ClassKnowledge], class_ids: Sequence[str]) -> int:
+    """Texts of `class_ids` in `after` that the same class did not have in `before`: what a change wrote,
+    whatever the shared text cache already held."""
+    count = 0
+    for c in dict.fromkeys(class_ids):
+        if c in after and after[c] != before.get(c):
+            count += len(set(after[c].texts) - set(before[c].texts if c in before else ()))
+    return count
+
+
 @dataclass(frozen=True)
 class Snapshot:
     classes: dict[str, ClassKnowledge]
@@ -64,7 +79,8 @@ class Snapshot:
 
 class KnowledgeSession:
     """`class_ids`, `names`, `seen` and `class_matrix` (C, E) describe the candidate classes as they stand now;
-    `base` is the checkpoint's knowledge, which reset returns to."""
+    `base` is the checkpoint's knowledge, which reset returns to. What a person types or imports is held to
+    `caps` (`kda.knowledge.store.Caps`)."""
 
     def __init__(
         self,
@@ -73,8 +89,10 @@ class KnowledgeSession:
         seen: Sequence[bool],
         builder: ClassMatrixBuilder | None = None,
         why_not_editable: str = "",
+        caps: Caps = CAPS,
     ):
-        self.knowledge = knowledge.copy()
+        self.knowledge = knowledge.copy()  # the person's own now, no longer the file it came from
+        self.caps = caps
         self.base = dict(knowledge.classes)
         self.base_rows = {c: v for c, v in zip(knowledge.class_ids, class_matrix, strict=True)}
         self.rows = dict(self.base_rows)
@@ -84,6 +102,7 @@ class KnowledgeSession:
         self.history: list[Snapshot] = []
         self.version = 0
         self.last_encoded = 0  # texts the last change encoded (encoder work, not cache hits)
+        self.last_changed = 0  # texts the last change wrote that its classes did not have before
         self.lock = threading.RLock()  # one person can fire two events at once (two tabs, a double click)
 
     # -- what the model compares videos with --------------------------------------------------------
@@ -126,7 +145,9 @@ class KnowledgeSession:
         class_id = self.knowledge.resolve(class_id)
 
         def edit() -> ClassKnowledge:
-            entry = edited_entry(self.knowledge.classes[class_id], texts, name)
+            old = self.knowledge.classes[class_id]
+            entry = edited_entry(old, texts, name)
+            check_caps(entry, self.caps, old)
             self.knowledge.set_class(class_id, entry)
             return entry
 
@@ -140,13 +161,16 @@ class KnowledgeSession:
             raise KnowledgeError("a new class needs a non-empty name")
         existing = self.knowledge.find(name)
         if existing is not None:
-            raise KnowledgeError(
-                f"{self.knowledge.label} already has class {existing!r}; edit it instead of adding {name!r}"
-            )
+            called = self.knowledge.classes[existing].name
+            also = "" if called == existing else f" (id {existing!r})"
+            raise KnowledgeError(f"there is already a class {called!r}{also}; edit it instead of adding {name!r}")
+        self.check_added(1)
 
         def add() -> str:
             entries = (Description("other", d.strip(), author=USER, created=today()) for d in descriptions)
-            self.knowledge.set_class(name, ClassKnowledge(name, tuple(d for d in entries if d.text)))
+            entry = ClassKnowledge(name, tuple(d for d in entries if d.text))
+            check_caps(entry, self.caps)
+            self.knowledge.set_class(name, entry)
             self.seen_by_id[name] = False
             return name
 
@@ -183,6 +207,9 @@ class KnowledgeSession:
             m for m, entry in zip(matches, incoming.classes.values(), strict=True) if m and entry != self.entry(m)
         ]
         added = [c for c, m in zip(incoming.classes, matches, strict=True) if m is None]
+        self.check_added(len(added) - len(self.added()))  # a file exported by this session holds its additions
+        for m, entry in zip(matches, incoming.classes.values(), strict=True):
+            check_caps(entry, self.caps, self.knowledge.classes.get(m))
 
         def apply() -> dict[str, list[str]]:
             for m, (c, entry) in zip(matches, incoming.classes.items(), strict=True):
@@ -191,6 +218,12 @@ class KnowledgeSession:
             return {"changed": changed, "added": added}
 
         return self.change(apply, changed + added)
+
+    def import_file(self, path: str | Path, name: str | None = None) -> dict[str, list[str]]:
+        """`import_json` of a knowledge file, refused unread when it is over the import cap; messages call it
+        `name` (default: its file name)."""
+        path = Path(path)
+        return self.import_json(read_json(path, self.caps.import_bytes, name or path.name))
 
     def export_json(self) -> dict:
         return self.knowledge.to_json()
@@ -217,12 +250,25 @@ class KnowledgeSession:
         with self.lock:
             if not self.history:
                 return False
+            after = dict(self.knowledge.classes)
             self.restore(self.history.pop())
             self.version += 1
             self.last_encoded = 0
+            self.last_changed = new_texts(after, self.knowledge.classes, list(after | self.knowledge.classes))
             return True
 
     # -- machinery ------------------------------------------------------------------------------------
+
+    def added(self) -> list[str]:
+        """Classes this session added to the checkpoint's."""
+        return [c for c in self.class_ids if c not in self.base]
+
+    def check_added(self, more: int) -> None:
+        if more > 0 and len(self.added()) + more > self.caps.added_classes:
+            raise KnowledgeError(
+                f"a session may add at most {self.caps.added_classes} classes to the checkpoint's; this one has "
+                f"added {len(self.added())}" + (f" and the file adds {more}" if more > 1 else "")
+            )
 
     def require_editable(self) -> None:
         if not self.editable:
@@ -250,6 +296,7 @@ class KnowledgeSession:
                 raise
             self.history = [*self.history[-(UNDO_DEPTH - 1) :], before]
             self.version += 1
+            self.last_changed = new_texts(before.classes, self.knowledge.classes, touched)
             return result
 
     def refresh(self, class_ids: Sequence[str]) -> None:

@@ -37,6 +37,22 @@ CLASS_KEYS = ("name", "descriptions")
 DESCRIPTION_KEYS = ("aspect", "text", *PROVENANCE_FIELDS)
 
 
+@dataclass(frozen=True)
+class Caps:
+    """What one person may type or import into a knowledge session (the app's visitors, API callers): product
+    rules, each stated in the message that enforces it. Files a researcher loads (`load_knowledge`, a
+    checkpoint's own knowledge) are not capped; the bundled ones stay far below (names 39 characters, descriptions
+    202)."""
+
+    name_chars: int = 100  # a class name; longer ones squeeze the heatmaps' axes into a corner
+    description_chars: int = 2_000  # one description; the text encoders read at most a few hundred tokens anyway
+    import_bytes: int = 2**20  # one imported knowledge file (about 500 descriptions at the cap)
+    added_classes: int = 100  # classes one session may add to the checkpoint's
+
+
+CAPS = Caps()
+
+
 class KnowledgeError(KdaError, ValueError):
     """A knowledge file or edit is malformed, or its classes do not match what was asked."""
 
@@ -146,12 +162,14 @@ class Knowledge:
         for name in (class_id, entry.name):
             other = self.find(name)
             if other is not None and other != class_id:
-                raise KnowledgeError(f"{self.label}: {name!r} already names class {other!r}; pick another name")
+                where = f" ({self.label})" if self.source else ""  # a file's path; a session's copy has none
+                raise KnowledgeError(f"{name!r} is already the name of class {other!r}{where}; pick another name")
         self.classes[class_id] = entry
 
-    def copy(self) -> Knowledge:
-        """An independent copy (entries are immutable, so sharing them is safe): one per session."""
-        return Knowledge(self.class_set, dict(self.classes), dict(self.provenance), self.source)
+    def copy(self, source: str | None = None) -> Knowledge:
+        """An independent copy (entries are immutable, so sharing them is safe): one per session, which is no
+        longer the file it came from (`source`, for messages, None by default)."""
+        return Knowledge(self.class_set, dict(self.classes), dict(self.provenance), source)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -164,6 +182,27 @@ class Knowledge:
 
 # ---------------------------------------------------------------------------------------------
 # Reading, validating, writing
+
+
+def check_caps(entry: ClassKnowledge, caps: Caps, before: ClassKnowledge | None = None) -> None:
+    """Refuse a class a person typed or imported whose name or a description is over `caps`; what it kept
+    from `before` (its previous state) is not theirs to shorten."""
+    kept = set() if before is None else set(before.texts)
+    if entry.name not in kept and len(entry.name) > caps.name_chars:
+        raise KnowledgeError(
+            f"the class name {shortened(entry.name)!r} is {len(entry.name):,} characters long; "
+            f"a name may have at most {caps.name_chars}"
+        )
+    for d in entry.descriptions:
+        if d.text not in kept and len(d.text) > caps.description_chars:
+            raise KnowledgeError(
+                f"the {d.aspect} description of {shortened(entry.name)!r} is {len(d.text):,} characters long; "
+                f"a description may have at most {caps.description_chars:,}"
+            )
+
+
+def shortened(text: str, chars: int = 40) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
 def preview(items: Sequence[str], limit: int = 8) -> str:
@@ -250,13 +289,28 @@ def load_knowledge(path: str | Path) -> Knowledge:
     path = Path(path)
     if not path.is_file():
         raise KnowledgeError(f"knowledge file {path} does not exist")
+    return parse_knowledge(read_json(path), str(path))
+
+
+def read_json(path: Path, max_bytes: int | None = None, name: str | None = None) -> Any:
+    """The JSON document in `path` (refused unread past `max_bytes`); every error says what is wrong and where,
+    with the file called `name` (default: its path)."""
+    name = name or str(path)
+    with path.open("rb") as f:
+        data = f.read() if max_bytes is None else f.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise KnowledgeError(f"{name} is over the {max_bytes // 1024} KB limit of a knowledge import")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise KnowledgeError(f"{path} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from e
+        return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
-        raise KnowledgeError(f"{path} is not UTF-8 text: {e}") from e
-    return parse_knowledge(data, str(path))
+        raise KnowledgeError(f"{name} is not UTF-8 text (byte {e.start} cannot be read)") from e
+    except json.JSONDecodeError as e:
+        raise KnowledgeError(f"{name} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from e
+    except RecursionError as e:  # json recurses once per nesting level
+        raise KnowledgeError(
+            f"{name} is nested too deeply to read (a knowledge file is an object of classes, each with a list of "
+            "descriptions: four levels)"
+        ) from e
 
 
 def save_knowledge(knowledge: Knowledge, path: str | Path) -> Path:

@@ -90,6 +90,8 @@ def test_file_paths_finds_every_file_reference_in_a_request():
 
 @needs_demo
 def test_handlers_classify_edit_and_draw_without_a_server(studio):
+    import gradio as gr
+
     *panel, details, visitor = classify.classify_sample(studio, None, 0, 3, classify.GZSL)
     assert details == prediction_dict(visitor.prediction) and len(details["gzsl"]) == 3
     assert set(panel[0]) == {f"{s['name']} ({'seen' if s['seen'] else 'unseen'})" for s in details["gzsl"]}
@@ -103,13 +105,17 @@ def test_handlers_classify_edit_and_draw_without_a_server(studio):
         if not np.isclose(s["distance"], b["distance"], atol=1e-6)
     ]
     assert moved == [target] and after == prediction_dict(visitor.prediction)
-    similarity, margins, same, chooser = heatmaps.draw(studio, visitor, "name", "top-k of the last prediction", [])
+    drawn = heatmaps.draw(studio, visitor, "name", "top-k of the last prediction", [])
+    similarity, margins, same, chooser, status = drawn
     assert isinstance(similarity, go.Figure) and len(similarity.data[0].x) == 3 and same is visitor
-    assert len(margins.data[0].x) == 3 and len(chooser.choices) == len(visitor.session.class_ids)
+    assert len(margins.data[0].x) == 3 and len(chooser.choices) == len(visitor.session.class_ids) and status == ""
     *maps, note, csv, same = embeddings.draw(studio, visitor, "pca")
     assert len(maps) == 4 and note.startswith("**Points per map:**") and Path(csv).is_file() and same is visitor
-    with pytest.raises(Exception, match="Classify a video first"):
-        heatmaps.draw(studio, None, "name", "top-k of the last prediction", [])
+    # A subset that cannot be drawn yet says why in the tab's status line and leaves the heatmaps as they are.
+    similarity, margins, _, _, status = heatmaps.draw(studio, None, "name", "top-k of the last prediction", [])
+    assert (similarity, margins) == (gr.skip(), gr.skip()) and status.startswith("Classify a video first")
+    *plots, _, _, status = heatmaps.draw(studio, visitor, "name", "classes chosen below", [target])
+    assert plots == [gr.skip(), gr.skip()] and status.startswith("Choose two or more classes below")
 
 
 @needs_demo
@@ -118,21 +124,20 @@ def test_a_hidden_tab_redraws_when_selected_only_if_it_is_stale(studio):
 
     from app import when_stale
 
-    select = bind(when_stale("heatmaps", heatmaps.draw, 4), studio)  # what Gradio calls on selection
+    select = bind(when_stale("heatmaps", heatmaps.draw, 5), studio)  # what Gradio calls on selection
     drawn = select(None, "name", "all classes", [])
     visitor = drawn[2]
     assert isinstance(visitor, Visitor) and isinstance(drawn[0], go.Figure)
-    assert select(visitor, "name", "all classes", []) == (gr.skip(),) * 4  # nothing changed: left as it is
+    assert select(visitor, "name", "all classes", []) == (gr.skip(),) * 5  # nothing changed: left as it is
     knowledge.edit(studio, visitor, "ApplyLipstick", "", *PASTA)  # made on the Knowledge tab
     assert isinstance(select(visitor, "name", "all classes", [])[0], go.Figure)
-    assert select(visitor, "name", "all classes", []) == (gr.skip(),) * 4
+    assert select(visitor, "name", "all classes", []) == (gr.skip(),) * 5
     classify.classify_sample(studio, visitor, 0, 5, classify.GZSL)  # a new prediction: a new top-k subset
     redrawn = select(visitor, "name", "top-k of the last prediction", [])
     assert len(redrawn[0].data[0].x) == 5
     knowledge.reset_knowledge(studio, visitor, "ApplyLipstick", False)
-    with pytest.raises(gr.Error, match="Unknown subset"):
-        select(visitor, "name", "no such subset", [])
-    assert visitor.stale("heatmaps")  # a draw that failed leaves the tab stale: it draws on the next selection
+    *plots, _, _, status = select(visitor, "name", "no such subset", [])
+    assert plots == [gr.skip(), gr.skip()] and status.startswith("Unknown subset")  # said, nothing drawn
 
 
 @needs_demo

@@ -264,7 +264,7 @@ def test_a_failed_change_keeps_the_visitors_edits(client, tmp_path):
     edit(client, target, *NEW_TEXTS)
     broken = tmp_path / "knowledge.json"
     broken.write_text("{not json")
-    with pytest.raises(AppError, match="not JSON"):
+    with pytest.raises(AppError, match="knowledge.json is not valid JSON: .* line 1, column 2"):
         client.predict(handle_file(broken), api_name="/import_knowledge")
     with pytest.raises(AppError, match="NoSuchClass"):
         client.predict("NoSuchClass", "", *NEW_TEXTS, api_name="/edit")

@@ -54,10 +54,10 @@ def test_edit_re_encodes_only_edited_texts_and_matches_training_encoding(studio,
     entry = session.entry("ApplyLipstick")
     texts = [d.text for d in entry.descriptions]
     texts[1] = "A person paints their lips with a small stick of red colour in front of a mirror."
-    known = len(studio.builder.vectors)
+    known = len(studio.builder.recent)
     session.edit("ApplyLipstick", texts)
     assert session.last_encoded == 1  # the one new text; the name and the other two come from the cache
-    assert len(studio.builder.vectors) == known + 1
+    assert len(studio.builder.recent) == known + 1  # the checkpoint's own texts stay in builder.vectors
     # the same t_c as encoding the edited knowledge from scratch, the way `kda train` does
     save_knowledge(session.knowledge, tmp_path / "edited.json")
     scratch = load_class_matrix(tmp_path / "edited.json", studio.checkpoint.text_encoder).bind(session.class_ids)
@@ -85,7 +85,7 @@ def test_added_class_is_an_unseen_candidate_at_once(studio):
     assert session.class_ids[-1] == class_id and not session.seen[-1]
     prediction = studio.classify_sample(0, session, top_k=100)
     assert class_id in [s.class_id for s in prediction.zsl] and class_id in [s.class_id for s in prediction.scores]
-    with pytest.raises(KnowledgeError, match="already has class"):
+    with pytest.raises(KnowledgeError, match="there is already a class"):
         session.add_class("playing bagpipes")
     assert len(session.class_ids) == 49  # the failed change left the session as it was
 

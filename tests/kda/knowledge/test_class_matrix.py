@@ -182,3 +182,20 @@ def test_a_checkpoints_text_vectors_seed_the_builder_only_for_the_weights_and_fo
     np.testing.assert_allclose(session.class_matrix[0], t / np.linalg.norm(t), atol=1e-6)
     ckpt.class_matrix_form = "raw-mean"  # stored vectors of the other form are not taken either
     assert len(Studio(ckpt, text_encoder=first).builder.vectors) == 0
+
+
+def test_the_text_cache_keeps_the_checkpoints_texts_and_a_bounded_number_of_others(monkeypatch):
+    from kda.knowledge import class_matrix
+    from kda.knowledge.class_matrix import ClassMatrixBuilder, TextVectors
+    from kda.knowledge.encoders import TINY_TEXT_ENCODER, load_text_encoder
+
+    monkeypatch.setattr(class_matrix, "RECENT_TEXTS", 3)
+    encoder = load_text_encoder(TINY_TEXT_ENCODER)
+    builder = ClassMatrixBuilder(encoder)
+    shipped = {"Archery": encoder.encode(["Archery"])[0]}
+    assert builder.seed(TextVectors(encoder.id, encoder.fingerprint(), shipped, "unit"))
+    for text in ["one", "two", "three", "four", "two"]:
+        builder.text_vectors([text])
+    assert list(builder.recent) == ["three", "four", "two"]  # "one", least recently used, made room
+    assert builder.text_vectors(["Archery", "one"])[1] == 1  # the checkpoint's text stays; "one" is encoded again
+    assert len(builder.recent) == 3 and "Archery" in builder.vectors

@@ -2,6 +2,7 @@
 reset back to the checkpoint's knowledge, and rows built in the checkpoint's own form."""
 
 import datetime
+import json
 
 import numpy as np
 import pytest
@@ -88,7 +89,7 @@ def test_reset_returns_the_checkpoints_texts_and_rows_exactly(encoder):
 
 def test_add_class_rejects_taken_and_empty_names_and_changes_nothing(encoder):
     session = session_of(encoder)
-    with pytest.raises(KnowledgeError, match="already has class 'ApplyEyeMakeup'"):
+    with pytest.raises(KnowledgeError, match=r"^there is already a class 'Apply Eye Makeup' \(id 'ApplyEyeMakeup'\)"):
         session.add_class("apply eye makeup")
     with pytest.raises(KnowledgeError, match="non-empty name"):
         session.add_class("  ")
@@ -104,3 +105,45 @@ def test_sessions_are_independent(encoder):
     assert yours.knowledge.texts("Archery")[1] == "A bow and a target." and yours.changed() == []
     assert knowledge.texts("Archery")[1] == "A bow and a target."
     np.testing.assert_array_equal(yours.class_matrix, matrix.vectors)
+
+
+def test_what_a_person_types_is_capped_and_a_refusal_changes_nothing(encoder, tmp_path):
+    from kda.knowledge.store import Caps
+
+    session = session_of(encoder)
+    session.caps = Caps(name_chars=100, description_chars=2000, import_bytes=4096, added_classes=1)
+    with pytest.raises(KnowledgeError, match="is 101 characters long; a name may have at most 100"):
+        session.edit("Archery", ["A bow."], name="N" * 101)
+    with pytest.raises(KnowledgeError, match="is 2,001 characters long; a description may have at most 2,000"):
+        session.edit("Archery", ["d" * 2001])
+    with pytest.raises(KnowledgeError, match="a name may have at most 100"):
+        session.add_class("N" * 101)
+    session.add_class("Playing Theremin")
+    with pytest.raises(KnowledgeError, match="a session may add at most 1 classes to the checkpoint's"):
+        session.add_class("Playing Banjo")
+    big = tmp_path / "mine.json"
+    big.write_text(json.dumps({**DOCUMENT, "provenance": {"note": "x" * 5000}}))
+    with pytest.raises(KnowledgeError, match=r"^mine.json is over the 4 KB limit of a knowledge import$"):
+        session.import_file(big)
+    assert session.version == 1 and session.class_ids == ["ApplyEyeMakeup", "Archery", "Playing Theremin"]
+    assert session.entry("Archery") == parse_knowledge(DOCUMENT).classes["Archery"]
+
+
+def test_a_change_reports_the_texts_it_wrote_whatever_the_shared_cache_held(encoder):
+    first, second = session_of(encoder), session_of(encoder)
+    second.builder = first.builder  # two visitors of one studio share its builder and its text cache
+    first.edit("Archery", ["The same words typed by two people."])
+    second.edit("Archery", ["The same words typed by two people."])
+    assert (first.last_encoded, first.last_changed) == (1, 1)
+    assert (second.last_encoded, second.last_changed) == (0, 1)  # the cache saved the work; the edit is the same
+    assert second.undo() and second.last_changed == 1  # the checkpoint's description is back
+
+
+def test_a_duplicate_name_is_said_in_the_persons_words(encoder):
+    session = session_of(encoder)
+    session.knowledge.source = "checkpoints/x/config.json 'knowledge'"  # where a checkpoint's knowledge came from
+    session = KnowledgeSession(session.knowledge, session.class_matrix, [True, False], session.builder)
+    with pytest.raises(
+        KnowledgeError, match=r"^'Apply Eye Makeup' is already the name of class 'ApplyEyeMakeup'; pick"
+    ):
+        session.edit("Archery", ["A bow."], name="Apply Eye Makeup")

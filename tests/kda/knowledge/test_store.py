@@ -89,7 +89,7 @@ def test_malformed_files_are_named_errors(tmp_path, change, message):
 def test_invalid_json_and_missing_file(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"format": ')
-    with pytest.raises(KnowledgeError, match=r"not valid JSON \(line 1"):
+    with pytest.raises(KnowledgeError, match=r"is not valid JSON: .* at line 1, column 12"):
         load_knowledge(path)
     with pytest.raises(KnowledgeError, match="does not exist"):
         load_knowledge(tmp_path / "nope.json")
@@ -126,3 +126,44 @@ def test_with_file_provenance_drops_only_repeats():
 def test_parse_rejects_non_objects():
     with pytest.raises(KnowledgeError, match="must be a JSON object"):
         parse_knowledge([1, 2])
+
+
+def test_json_errors_name_line_and_column_and_deep_nesting_is_named(tmp_path):
+    from kda.knowledge.store import read_json
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n  "a": 1,\n  x}')
+    with pytest.raises(
+        KnowledgeError, match=r"broken.json is not valid JSON: Expecting property name .* line 3, column 3$"
+    ):
+        read_json(broken)
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(KnowledgeError, match="nested.json is nested too deeply to read"):
+        read_json(nested)
+
+
+def test_an_import_over_its_byte_cap_is_refused_unread(tmp_path):
+    from kda.knowledge.store import read_json
+
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"text": "x" * 3000}))
+    with pytest.raises(KnowledgeError, match=r"^upload.json is over the 2 KB limit of a knowledge import$"):
+        read_json(path, max_bytes=2048, name="upload.json")
+    assert read_json(path, max_bytes=4096) == {"text": "x" * 3000}
+
+
+def test_caps_refuse_new_long_texts_and_state_the_cap():
+    from kda.knowledge.store import Caps, check_caps
+
+    caps = Caps(name_chars=10, description_chars=20)
+    with pytest.raises(
+        KnowledgeError, match=r"^the class name 'A name too long' is 15 characters long; .* at most 10$"
+    ):
+        check_caps(ClassKnowledge("A name too long"), caps)
+    long = ClassKnowledge("Short", (Description("visual", "v" * 21),))
+    with pytest.raises(
+        KnowledgeError, match=r"the visual description of 'Short' is 21 characters long; .* at most 20$"
+    ):
+        check_caps(long, caps)
+    check_caps(long, caps, before=long)  # what a class already had (a checkpoint's own text) is not refused
