@@ -300,3 +300,20 @@ def test_classifications_run_at_once_through_networks_built_once(studio, media_f
         np.testing.assert_allclose(a.visual, b.visual, rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(a.audio, b.audio)
         assert [s.class_id for s in a.gzsl] == [s.class_id for s in b.gzsl]
+
+
+def test_classify_reports_each_stage_as_it_starts():
+    fresh = Studio.load(DEMO, max_clips=2, max_examples=4)  # its extractor's networks are not built yet
+    heard = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        heard.append((stage, done, total, fresh.extractor.built is not None))
+
+    video = ROOT / "assets" / "examples" / "pattern_tone_440.mp4"
+    fresh.classify(video, progress=progress)
+    assert heard[0] == ("networks", 0, 1, False)  # said before the seconds of building start
+    stages = [h[:3] for h in heard[1:]]
+    assert stages[0] == ("visual", 0, 2) and stages[-3:] == [("visual", 2, 2), ("audio", 0, 1), ("audio", 1, 1)]
+    heard.clear()
+    fresh.classify(video, progress=progress)
+    assert [h[0] for h in heard if h[0] == "networks"] == []  # built once: the next video has no such stage
