@@ -5,6 +5,7 @@ The figures have their own tests (test_figures.py)."""
 import inspect
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -152,3 +153,66 @@ def test_the_knowledge_fan_out_updates_the_prediction_and_leaves_hidden_tabs_to_
     assert len(after) == len(changes) and all(fn.fn is classify.panel for fn in after)  # the panel, nothing else
     selected = [inspect.unwrap(fn.fn) for fn in app.fns.values() if any(e == "select" for _, e in fn.targets)]
     assert inspect.unwrap(heatmaps.draw) in selected and inspect.unwrap(embeddings.draw_tab) in selected
+
+
+class Recorder:
+    """Stands where Gradio injects a `gr.Progress`: hears (fraction, desc) as the handler reports them."""
+
+    def __init__(self):
+        self.heard: list[tuple[float, str]] = []
+
+    def __call__(self, fraction, desc=None, **_):
+        self.heard.append((fraction, desc))
+
+
+@needs_demo
+def test_the_tab_opens_with_a_reference_sample_and_an_upload_says_next_to_its_result_that_it_means_nothing(studio):
+    label, notes, bars, modality, details, visitor = classify.first_view(studio, None, 0, 5, classify.GZSL)
+    assert notes.startswith("**Source:** reference sample") and classify.MEANS_NOTHING not in notes
+    assert details["source"].startswith("reference sample") and len(label) == 5
+    assert classify.first_view(studio, visitor, 0, 5, classify.GZSL)[:5] == (gr.skip(),) * 5  # a page kept open
+    progress = Recorder()
+    video = str(Path(__file__).resolve().parents[2] / "assets" / "examples" / "pattern_tone_440.mp4")
+    _, notes, *_ = classify.classify(studio, visitor, video, 3, classify.GZSL, progress=progress)
+    assert notes.startswith(f"{classify.MEANS_NOTHING}\n\n**Source:** pattern\\_tone\\_440\\.mp4")
+    stages = [desc for i, (_, desc) in enumerate(progress.heard) if i == 0 or desc != progress.heard[i - 1][1]]
+    assert stages in (
+        ["visual features", "audio features"],
+        [classify.STAGES["networks"], "visual features", "audio features"],  # the first video of the server
+    )
+
+
+@needs_demo
+def test_top_k_follows_any_value_and_stays_within_the_slider(studio):
+    *_, visitor = classify.classify_sample(studio, None, 3, 5, classify.GZSL)
+    label, *_, details = classify.change_top_k(studio, visitor, 3, classify.GZSL)
+    assert len(label) == len(details["gzsl"]) == 3
+    label, *_, details = classify.change_top_k(studio, visitor, 50, classify.GZSL)  # typed past the maximum
+    assert len(details["gzsl"]) == classify.TOP_K_MAX
+
+
+@needs_demo
+def test_maps_report_each_stage_and_keep_every_class_colour_when_a_class_is_added(studio):
+    def colours(maps) -> list[dict[str, str]]:
+        return [{t.legendgroup: t.marker.color for t in m.data if t.legendgroup} for m in maps]
+
+    progress = Recorder()
+    *maps, _, _, visitor = embeddings.draw(studio, None, "pca", progress=progress)
+    stages = [desc for _, desc in progress.heard]
+    assert stages[-4:] == [f"computing PCA of the {key} points" for key in ("audio", "visual", "knowledge", "fused")]
+    before = colours(maps)
+    for one in before[1:]:  # the same class, the same colour, in every map
+        assert all(one[c] == before[0][c] for c in set(one) & set(before[0]))
+    knowledge.add_class(studio, visitor, "Playing Ukulele")
+    after = colours(embeddings.draw(studio, visitor, "pca")[:4])
+    assert all(a[c] == b[c] for a, b in zip(after, before, strict=True) for c in b)
+    assert "Playing Ukulele" in after[2] and after[2]["Playing Ukulele"] not in before[2].values()
+    *maps, _, _, _ = embeddings.draw(studio, visitor, "pca", "Playing Ukulele")  # highlight by name
+    assert {t.opacity for t in maps[2].data if t.legendgroup == "Playing Ukulele"} == {1.0}
+    assert {t.opacity for t in maps[2].data if t.legendgroup not in ("Playing Ukulele", None)} == {0.15}
+
+
+@needs_demo
+def test_a_class_name_with_markup_is_shown_as_text_in_the_status_line(studio):
+    status, *_ = knowledge.add_class(studio, None, "<b>Bold</b> Class")
+    assert status.startswith("Added &lt;b&gt;Bold&lt;/b&gt; Class as an unseen class") and "<b>" not in status

@@ -299,3 +299,13 @@ def test_to_csv_round_trips():
     assert [r["seen"] == "true" for r in rows] == fused.seen.tolist()
     assert [r["kind"] for r in rows] == fused.kind and {r["set"] for r in rows} == {"fused"}
     assert rows[-1]["class_name"] == 'my, "odd" video'
+
+
+def test_embedding_maps_report_each_map_as_its_projection_starts():
+    cache, heard = ProjectionCache(), []
+
+    def progress(key: str, done: int, total: int) -> None:
+        heard.append((key, done, total, len(cache)))  # projections finished when the stage is announced
+
+    embedding_maps(*maps_inputs(), method="pca", cache=cache, progress=progress)
+    assert heard == [("audio", 0, 4, 0), ("visual", 1, 4, 1), ("knowledge", 2, 4, 2), ("fused", 3, 4, 3)]

@@ -275,3 +275,20 @@ def test_the_studio_scores_an_uploaded_video_and_again_after_an_edit(studio, med
     again = studio.zero_shot_again(scores.video, session)
     moved = np.flatnonzero(~np.isclose(again.cosines, scores.cosines, atol=1e-7))
     assert [session.class_ids[i] for i in moved] == [class_id]
+
+
+def test_classify_reports_each_stage_as_it_starts():
+    fresh = Studio.load(DEMO, max_clips=2, max_examples=4)  # its extractor's networks are not built yet
+    heard = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        heard.append((stage, done, total, fresh.extractor.built is not None))
+
+    video = ROOT / "assets" / "examples" / "pattern_tone_440.mp4"
+    fresh.classify(video, progress=progress)
+    assert heard[0] == ("networks", 0, 1, False)  # said before the seconds of building start
+    stages = [h[:3] for h in heard[1:]]
+    assert stages[0] == ("visual", 0, 2) and stages[-3:] == [("visual", 2, 2), ("audio", 0, 1), ("audio", 1, 1)]
+    heard.clear()
+    fresh.classify(video, progress=progress)
+    assert [h[0] for h in heard if h[0] == "networks"] == []  # built once: the next video has no such stage

@@ -83,6 +83,7 @@ def test_sampling_is_stated(battery):
     assert any("4 of 656" in note for note in long.notes)
     short = battery["one_frame"]
     assert short.visual_units == (1, 1) and any("zero-padded" in note for note in short.notes)
+    assert any("1 frame(s) long at 25 fps (0.04 s), shorter than one 16-frame C3D clip" in n for n in short.notes)
     assert any("decoded at 1280x720 (from 3840x2160)" in note for note in battery["uhd_4k"].notes)
 
 
