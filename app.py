@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -149,6 +150,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    # The app's own log says one line per refused request and a traceback per bug; libraries stay at warnings.
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("kda.app").setLevel(logging.INFO)
     settings = Settings.from_env()
     limits = dataclasses.replace(
         DEFAULT_LIMITS, max_duration_s=settings.max_video_s, max_bytes=settings.max_upload_bytes

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -84,12 +85,14 @@ def on_page(handler: Callable, outputs: int, status: int | None = None, say: boo
     of them with a lasting "Error" badge). Called through the API (nothing triggered it), the refusal stays an
     error with its message."""
     signature = inspect.signature(handler)
-    event = inspect.Parameter("event", inspect.Parameter.KEYWORD_ONLY, annotation=gr.EventData)
+    position = len(signature.parameters)  # Gradio passes the event positionally, after every other argument
+    event = inspect.Parameter("event", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.EventData)
 
     @functools.wraps(handler)
-    def run(*args, event: gr.EventData, **kwargs):
+    def run(*args, **kwargs):
+        event = kwargs.pop("event", args[position] if len(args) > position else None)
         try:
-            return handler(*args, **kwargs)
+            return handler(*args[:position], **kwargs)
         except gr.Error as e:
             if event is None or event.target is None:
                 raise
@@ -169,27 +172,50 @@ def takes_files(component) -> bool:
     return model is not None and "FileData" in json.dumps(model.model_json_schema())
 
 
-def file_inputs(blocks) -> dict[int | str, list[int]]:
-    """Event id and API name -> the positions of the event's inputs that take a file."""
-    table: dict[int | str, list[int]] = {}
+@dataclass(frozen=True)
+class FileInputs:
+    """Where an event's file inputs are in each shape of request: among all its inputs (the page, the queue), among
+    those the API shows (a REST call leaves out the state), and by parameter name (a REST v2 call)."""
+
+    count: int  # the event's inputs
+    positions: list[int]
+    api_positions: list[int]
+    names: list[str]
+
+
+def file_inputs(blocks) -> dict[int | str, FileInputs]:
+    """Event id and API name -> where that event's file inputs are."""
+    table: dict[int | str, FileInputs] = {}
     for fn_id, fn in blocks.fns.items():
         positions = [i for i, component in enumerate(fn.inputs) if takes_files(component)]
-        if positions:
-            table[fn_id] = positions
-            if fn.api_name:
-                table[fn.api_name] = positions
+        if not positions or fn.fn is None:
+            continue
+        shown = [i for i, component in enumerate(fn.inputs) if not component.skip_api]
+        names = list(inspect.signature(fn.fn).parameters)
+        found = FileInputs(
+            len(fn.inputs), positions, [shown.index(i) for i in positions if i in shown], [names[i] for i in positions]
+        )
+        table[fn_id] = found
+        if fn.api_name:
+            table[fn.api_name] = found
     return table
 
 
-def misnamed_files(path: str, data: object, inputs: dict[int | str, list[int]]) -> Iterator[object]:
+def misnamed_files(path: str, data: object, inputs: dict[int | str, FileInputs]) -> Iterator[object]:
     """What a request gives its file inputs instead of a file reference (a plain path string, a number).
     The event is named by `fn_index` in the body (the queue) or by the API name ending the URL path."""
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+    if not isinstance(data, dict):
         return
-    positions = inputs.get(data["fn_index"] if "fn_index" in data else path.rstrip("/").rsplit("/", 1)[-1], [])
-    for i in positions:
-        if i < len(data["data"]) and not isinstance(data["data"][i], dict | list | None):
-            yield data["data"][i]
+    found = inputs.get(data["fn_index"] if "fn_index" in data else path.rstrip("/").rsplit("/", 1)[-1])
+    if found is None:
+        return
+    values = data.get("data")
+    if isinstance(values, list):
+        positions = found.positions if len(values) == found.count else found.api_positions
+        given = [values[i] for i in positions if i < len(values)]
+    else:  # /call/v2/NAME: parameters by name
+        given = [data[name] for name in found.names if name in data]
+    yield from (value for value in given if not isinstance(value, dict | list | None))
 
 
 class FileGuard:

@@ -6,7 +6,7 @@ import logging
 import gradio as gr
 import pytest
 
-from demo.guards import PLAIN_PATH, misnamed_files, on_page, user_errors
+from demo.guards import PLAIN_PATH, FileInputs, misnamed_files, on_page, user_errors
 from kda.errors import KdaError
 
 
@@ -59,11 +59,16 @@ def test_a_persons_error_is_one_log_line_and_a_bug_a_traceback(caplog):
 
 
 def test_a_plain_path_given_to_a_file_input_is_found_in_either_request_shape():
-    inputs = {7: [1], "import_knowledge": [1]}
+    found = FileInputs(count=2, positions=[1], api_positions=[0], names=["file"])  # after the state
+    inputs = {7: found, "import_knowledge": found}
     queued = {"fn_index": 7, "data": [None, "/etc/hostname"]}
     assert list(misnamed_files("/gradio_api/queue/join", queued, inputs)) == ["/etc/hostname"]
     called = {"data": [None, "/etc/hostname"]}
     assert list(misnamed_files("/gradio_api/call/import_knowledge", called, inputs)) == ["/etc/hostname"]
+    without_state = {"data": ["/etc/hostname"]}
+    assert list(misnamed_files("/gradio_api/call/import_knowledge", without_state, inputs)) == ["/etc/hostname"]
+    by_name = {"file": "/etc/hostname"}
+    assert list(misnamed_files("/gradio_api/call/v2/import_knowledge", by_name, inputs)) == ["/etc/hostname"]
     uploaded = {"data": [None, {"path": "/tmp/gradio/x/k.json", "meta": {"_type": "gradio.FileData"}}]}
     assert list(misnamed_files("/gradio_api/call/import_knowledge", uploaded, inputs)) == []
     assert list(misnamed_files("/gradio_api/call/edit", called, inputs)) == []  # a text input may hold any text
