@@ -58,7 +58,18 @@ def build_app(studio: Studio, settings: Settings) -> gr.Blocks:
                 embeddings_tab = embeddings.build(studio, state)
         pages = {"heatmaps": (heatmaps_page, heatmaps_tab), "embeddings": (embeddings_page, embeddings_tab)}
         knowledge_changed(studio, state, knowledge_tab.changes, classify_tab, pages)
+        if knowledge_tab.ab is not None:
+            knowledge_ab_follows(app, studio, state, knowledge_tab)
     return app
+
+
+def knowledge_ab_follows(app: gr.Blocks, studio: Studio, state: gr.State, tab: knowledge.KnowledgeTab) -> None:
+    """The A/B panel is drawn when the page opens (the checkpoint's knowledge, or the visitor's) and after every
+    knowledge change; that page-open event is also the `/knowledge_ab` endpoint."""
+    draw = bind(tab.ab.draw, studio)
+    app.load(draw, [state], tab.ab.outputs, api_name="knowledge_ab")
+    for change in tab.changes:
+        change.success(draw, [state], tab.ab.outputs, api_visibility="private")
 
 
 def knowledge_changed(
