@@ -76,7 +76,18 @@ def build_app(studio: Studio, settings: Settings) -> gr.Blocks:
         first = [state, classify_tab.sample, classify_tab.top_k, classify_tab.mode]
         shown = [*classify_tab.panel_outputs, classify_tab.details, state]
         app.load(bind(classify.first_view, studio), first, shown, api_visibility="private")
+        if knowledge_tab.ab is not None:
+            knowledge_ab_follows(app, studio, state, knowledge_tab)
     return app
+
+
+def knowledge_ab_follows(app: gr.Blocks, studio: Studio, state: gr.State, tab: knowledge.KnowledgeTab) -> None:
+    """The A/B panel is drawn when the page opens (the checkpoint's knowledge, or the visitor's) and after every
+    knowledge change; that page-open event is also the `/knowledge_ab` endpoint."""
+    draw = bind(tab.ab.draw, studio)
+    app.load(draw, [state], tab.ab.outputs, api_name="knowledge_ab")
+    for change in tab.changes:
+        change.success(draw, [state], tab.ab.outputs, api_visibility="private")
 
 
 def knowledge_changed(

@@ -12,6 +12,7 @@ from pathlib import Path
 import gradio as gr
 from gradio.utils import get_upload_folder
 
+from demo import knowledge_ab
 from demo.guards import bind, on_page, readable_file, user_errors
 from demo.settings import Settings
 from demo.state import Visitor, class_choices, markdown_text, prediction_dict
@@ -25,6 +26,7 @@ COLUMNS = ["class id", "name", "seen/unseen", "changed", *ASPECTS]
 @dataclass
 class KnowledgeTab:
     changes: list  # the events that change the knowledge (app.py fans them out to the tabs that depend on it)
+    ab: knowledge_ab.ABPanel | None  # the test split under the visitor's knowledge (None without a test split)
 
 
 def table(visitor: Visitor) -> list[list[str]]:
@@ -196,6 +198,7 @@ def build(studio: Studio, settings: Settings, state: gr.State, prediction: gr.JS
             upload = gr.File(label="Import knowledge (kda-knowledge/1 JSON)", file_types=[".json"], height=120)
             load = gr.Button("Import")
     status = gr.Markdown(elem_id="knowledge-status")
+    ab = knowledge_ab.build(studio)  # right under the change's message, where its effect on the benchmark shows
     overview = gr.Dataframe(
         table(base),
         headers=COLUMNS,
@@ -226,4 +229,4 @@ def build(studio: Studio, settings: Settings, state: gr.State, prediction: gr.JS
     export.click(bind(export_knowledge, studio), [state], exported, api_name="export_knowledge")
     picker.input(bind(show, studio), [state, picker], [name, *aspects], api_visibility="private")
     overview.select(bind(pick_row, studio), [state], [picker, name, *aspects], api_visibility="private")
-    return KnowledgeTab(events)
+    return KnowledgeTab(events, ab)

@@ -25,6 +25,11 @@ text_embeddings.safetensors: `vectors` (T, E), the vector of every knowledge tex
 samples.safetensors: a reference sample of evaluation videos (a few per class of the test split), which the
     app plots and classifies when nothing is uploaded: `audio` (N, Da), `visual` (N, Dv), `labels` (N,) int64
     indexing `classes`; metadata `format` "kda-samples/1", `urls` (a JSON list, one per video), `split`.
+test_split.safetensors: the fused embeddings of every video of the test split the recorded test metrics were
+    measured on, so any edited knowledge is scored on the benchmark without the features or a forward pass
+    (`kda.knowledge_ab`): `rho_av` (N, E) float16 (float32 where rounding to float16 would change a recorded
+    metric), `labels` (N,) int64 indexing `classes` (whose `seen` flags make the GZSL split); metadata `format`
+    "kda-test-split/1", `urls` (a JSON list), `split`.
 """
 
 from __future__ import annotations
@@ -47,8 +52,15 @@ from kda.settings import get_setting
 
 FORMAT = "kda-checkpoint/1"
 SAMPLES_FORMAT = "kda-samples/1"
+TEST_SPLIT_FORMAT = "kda-test-split/1"
 CLASS_MATRIX_KEY = "knowledge.embeddings"  # the tensor name in model.safetensors (a file format: kept)
-FILES = ("config.json", "model.safetensors", "samples.safetensors", "text_embeddings.safetensors")
+FILES = (
+    "config.json",
+    "model.safetensors",
+    "samples.safetensors",
+    "text_embeddings.safetensors",
+    "test_split.safetensors",
+)
 
 
 class CheckpointError(KdaError):
@@ -77,6 +89,22 @@ class ReferenceSamples:
 
 
 @dataclass
+class TestSplit:
+    """rho_av of every test video and its true class: knowledge does not change rho_av, so these score any
+    class matrix on the benchmark with a distance computation."""
+
+    __test__ = False  # a library class whose name starts with "Test", not a pytest test class
+
+    rho_av: np.ndarray  # (N, E) float16 or float32, as stored
+    labels: np.ndarray  # (N,) int64, index into the checkpoint's classes
+    urls: list[str]
+    split: str = "stage_2_test"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
 class Checkpoint:
     model: KDAModel
     setting: str  # feature setting (extractor registry name)
@@ -91,6 +119,7 @@ class Checkpoint:
     metrics: dict = field(default_factory=dict)
     samples: ReferenceSamples | None = None
     text_vectors: TextVectors | None = None  # each knowledge text's vector, so an edit encodes only what changed
+    test_split: TestSplit | None = None  # the test videos' rho_av, for knowledge A/B on the benchmark
 
     @property
     def texts(self) -> dict[str, list[str]] | None:
@@ -136,10 +165,12 @@ def save_checkpoint(ckpt: Checkpoint, folder: str | Path) -> Path:
     tensors = {k: v.detach().cpu().contiguous() for k, v in ckpt.model.state_dict().items()}
     tensors[CLASS_MATRIX_KEY] = torch.from_numpy(np.ascontiguousarray(ckpt.class_matrix, dtype=np.float32))
     save_file(tensors, str(folder / "model.safetensors"), metadata={"format": FORMAT})
-    for name in ("samples.safetensors", "text_embeddings.safetensors"):
+    for name in ("samples.safetensors", "text_embeddings.safetensors", "test_split.safetensors"):
         (folder / name).unlink(missing_ok=True)
     if ckpt.samples is not None:
         save_samples(ckpt.samples, folder / "samples.safetensors")
+    if ckpt.test_split is not None:
+        save_test_split(ckpt.test_split, folder / "test_split.safetensors")
     if ckpt.text_vectors is not None and ckpt.text_vectors.vectors:
         save_text_vectors(ckpt.text_vectors, folder / "text_embeddings.safetensors")
     (folder / "config.json").write_text(json.dumps(ckpt.config(), indent=1, ensure_ascii=False) + "\n")
@@ -183,6 +214,17 @@ def save_samples(samples: ReferenceSamples, path: Path) -> None:
         "labels": torch.from_numpy(np.ascontiguousarray(samples.labels, dtype=np.int64)),
     }
     metadata = {"format": SAMPLES_FORMAT, "urls": json.dumps(list(samples.urls)), "split": samples.split}
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def save_test_split(split: TestSplit, path: Path) -> None:
+    if split.rho_av.dtype not in (np.float16, np.float32):
+        raise CheckpointError(f"a test split's rho_av must be float16 or float32, not {split.rho_av.dtype}")
+    tensors = {
+        "rho_av": torch.from_numpy(np.ascontiguousarray(split.rho_av)),
+        "labels": torch.from_numpy(np.ascontiguousarray(split.labels, dtype=np.int64)),
+    }
+    metadata = {"format": TEST_SPLIT_FORMAT, "urls": json.dumps(list(split.urls)), "split": split.split}
     save_file(tensors, str(path), metadata=metadata)
 
 
@@ -263,6 +305,7 @@ def load_checkpoint(location: str | Path) -> Checkpoint:
         metrics=config.get("metrics", {}),
         samples=read_samples(folder / "samples.safetensors", model_cfg, len(classes)),
         text_vectors=read_text_vectors(folder / "text_embeddings.safetensors"),
+        test_split=read_test_split(folder / "test_split.safetensors", model_cfg.embed_dim, len(classes)),
     )
 
 
@@ -339,6 +382,35 @@ def read_samples(path: Path, cfg: ModelConfig, num_classes: int) -> ReferenceSam
             f"for {num_classes} classes and dims {cfg.audio_dim}/{cfg.visual_dim}"
         )
     return samples
+
+
+def read_test_split(path: Path, embed_dim: int, num_classes: int) -> TestSplit | None:
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+        if metadata.get("format") != TEST_SPLIT_FORMAT:
+            raise ValueError(f"format {metadata.get('format')!r} is not {TEST_SPLIT_FORMAT!r}")
+        split = TestSplit(
+            tensors["rho_av"].numpy(),
+            tensors["labels"].numpy().astype(np.int64),
+            json.loads(metadata["urls"]),
+            metadata.get("split", "stage_2_test"),
+        )
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"cannot read the test split {path}: {e}") from e
+    n = len(split.labels)
+    low, high = (int(split.labels.min()), int(split.labels.max())) if n else (0, -1)
+    shape_ok = split.rho_av.shape == (n, embed_dim) and split.rho_av.dtype in (np.float16, np.float32)
+    if not shape_ok or split.labels.ndim != 1 or len(split.urls) != n or (n and not 0 <= low <= high < num_classes):
+        raise CheckpointError(
+            f"{path} does not match the checkpoint: rho_av {split.rho_av.dtype} {split.rho_av.shape}, "
+            f"{len(split.urls)} urls and {n} labels from {low} to {high}, for {num_classes} classes and "
+            f"embed_dim {embed_dim} (rho_av must be float16 or float32)"
+        )
+    return split
 
 
 def check_state(model: KDAModel, tensors: dict[str, torch.Tensor], folder: Path) -> None:

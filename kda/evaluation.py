@@ -25,6 +25,7 @@ class Evaluation:
     candidates: list[int]  # class indices into the benchmark class list
     seen_mask: np.ndarray  # (C,) bool
     urls: list[str]
+    rho: np.ndarray | None = None  # (N, E) float32, the fused embeddings the distances were measured from
 
     def metrics(self, beta: float | None = None, grid: str = "gaps") -> GZSLResult:
         """At a fixed beta, or at the beta with the best HM on `grid` (kda.metrics.BETA_GRIDS) when beta is None."""
@@ -55,7 +56,7 @@ def evaluate(
     dist = distances(rho, class_matrix[candidates])
     labels = np.array([local[y] for y in videos.labels], dtype=np.int64)
     seen_mask = np.isin(candidates, seen)
-    return Evaluation(dist, labels, candidates, seen_mask, videos.urls)
+    return Evaluation(dist, labels, candidates, seen_mask, videos.urls, rho.numpy())
 
 
 def save_scores(evaluation: Evaluation, class_names: list[str], path: str | Path, beta: float) -> Path:

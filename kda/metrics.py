@@ -66,13 +66,18 @@ def harmonic_mean(a: float, b: float) -> float:
     return 2 * a * b / (a + b) if a + b > 0 else 0.0
 
 
+def gzsl_predictions(distances: np.ndarray, seen_mask: np.ndarray, beta: float) -> np.ndarray:
+    """Each video's predicted class among all candidates, seen distances calibrated by +beta. (N, C) -> (N,)."""
+    return np.argmin(calibrated(np.asarray(distances), np.asarray(seen_mask, dtype=bool), beta), axis=1)
+
+
 def gzsl_metrics(distances: np.ndarray, labels: np.ndarray, seen_mask: np.ndarray, beta: float) -> GZSLResult:
     """distances (N, C) over candidate classes, labels (N,) in [0, C), seen_mask (C,) bool."""
     distances = np.asarray(distances)
     labels = np.asarray(labels)
     seen_mask = np.asarray(seen_mask, dtype=bool)
     seen, unseen = np.flatnonzero(seen_mask), np.flatnonzero(~seen_mask)
-    pred = np.argmin(calibrated(distances, seen_mask, beta), axis=1)
+    pred = gzsl_predictions(distances, seen_mask, beta)
     s = mean_class_recall(pred, labels, seen)
     u = mean_class_recall(pred, labels, unseen)
     is_unseen = ~seen_mask[labels]

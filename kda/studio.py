@@ -5,6 +5,7 @@
     prediction = studio.classify("clip.mp4", session)      # top-k under GZSL and ZSL, notes, modalities
     session.edit("ApplyLipstick", ["...", "...", "..."])   # re-encodes only the edited texts
     prediction = studio.rescore(prediction, session)        # distances to the new class matrix, no forward pass
+    comparison = studio.compare_knowledge(session)          # the test split under it vs the checkpoint's knowledge
 
 The extractor is the one the checkpoint names (feature setting and weights). A checkpoint trained on
 synthetic features has no real extractor: it runs on offline (seeded random) weights, and `banner` and every
@@ -26,6 +27,7 @@ from kda.evaluation import embed_videos
 from kda.knowledge.class_matrix import ClassMatrixBuilder
 from kda.knowledge.session import KnowledgeSession
 from kda.knowledge.store import ClassKnowledge, Knowledge
+from kda.knowledge_ab import Comparison, KnowledgeAB
 from kda.losses import LossConfig
 from kda.media.decode import DEFAULT_LIMITS, Limits, open_video
 from kda.media.extract import DEFAULT_MAX_CLIPS, VideoExtractor
@@ -71,6 +73,8 @@ class Studio:
         self.zero_shot_weights = zero_shot_weights or self.weights
         self.scorer: ZeroShotScorer | None = None  # built by the first zero-shot request
         self.scorer_lock = threading.Lock()
+        # The test split under the checkpoint's own knowledge, scored once: an edit then costs one distance matrix.
+        self.ab = KnowledgeAB.of_checkpoint(checkpoint) if checkpoint.test_split is not None else None
 
     @classmethod
     def load(cls, location: str | Path, **kwargs) -> Studio:
@@ -232,6 +236,19 @@ class Studio:
         """The same video against the session's knowledge as it stands now: distances to the new class matrix
         from the rho_av rows the prediction kept (no forward pass, no extraction)."""
         return prediction.rescored((session or self.base).candidates(), top_k)
+
+    def compare_knowledge(self, session: KnowledgeSession | None = None) -> Comparison:
+        """Knowledge A/B on the benchmark: the checkpoint's test split under the session's knowledge against
+        under the checkpoint's own (S / U / HM / ZSL at the checkpoint's beta, and the classes that moved)."""
+        if self.ab is None:
+            raise KdaError(
+                "this checkpoint carries no test split, so edits cannot be scored on the benchmark; checkpoints "
+                "made by `kda train` or `kda reproduce` carry one"
+            )
+        session = session or self.base
+        with session.lock:  # the classes and which of them changed, read from one state of the knowledge
+            candidates, changed = session.candidates(), session.changed()
+        return self.ab.compare(candidates, changed)
 
     def require_samples(self) -> ReferenceSamples:
         if self.samples is None or not len(self.samples):

@@ -23,10 +23,11 @@ from tqdm.auto import tqdm
 
 from kda import __version__
 from kda.benchmark import Benchmark, Stage, VideoSet, feature_source
-from kda.checkpoint import Checkpoint, ClassEntry, ReferenceSamples
+from kda.checkpoint import Checkpoint, ClassEntry, ReferenceSamples, TestSplit
 from kda.errors import KdaError
-from kda.evaluation import evaluate
+from kda.evaluation import embed_videos, evaluate
 from kda.knowledge.class_matrix import ClassMatrix
+from kda.knowledge_ab import checkpoint_candidates, compact, split_of_videos
 from kda.losses import LossConfig, adaptive_margins, kda_loss
 from kda.metrics import BETA_GRIDS, GZSLResult
 from kda.model import DimensionMismatchError, KDAModel, ModelConfig, check_dims
@@ -72,6 +73,7 @@ class TrainResult:
     validation: GZSLResult | None  # stage-1 result at the chosen epoch
     test: GZSLResult
     log: list[EpochLog] = field(default_factory=list)
+    test_rho: np.ndarray | None = None  # (N, E) rho_av of the test videos `test` was measured on
 
 
 def balanced_order(labels: np.ndarray, rng: np.random.Generator, size: int | None = None) -> np.ndarray:
@@ -251,7 +253,8 @@ def train(
         epoch = best_epoch(log)
         model.load_state_dict(best_state)
         test = GZSLResult(**log[epoch - 1].metrics)
-        return TrainResult(model.cpu(), test.beta, epoch, None, test, log)
+        rho = evaluate(model, stage_2.evaluation, vectors, stage_2.seen, stage_2.unseen).rho  # that epoch's again
+        return TrainResult(model.cpu(), test.beta, epoch, None, test, log, rho)
 
     stage_1 = bench.stage(1)
     _, log, _ = run_stage(stage_1, vectors, model_cfg, loss_cfg, cfg, 1, cfg.epochs, **kwargs)
@@ -261,9 +264,9 @@ def train(
     model, log_2, _ = run_stage(
         stage_2, vectors, model_cfg, loss_cfg, cfg, 2, epoch, schedule, evaluate_each_epoch=False, **kwargs
     )
-    test = evaluate(model, stage_2.evaluation, vectors, stage_2.seen, stage_2.unseen).metrics(validation.beta)
-    test = replace(test, grid=f"beta chosen on validation, {validation.grid}")
-    return TrainResult(model.cpu(), validation.beta, epoch, validation, test, log + log_2)
+    tested = evaluate(model, stage_2.evaluation, vectors, stage_2.seen, stage_2.unseen)
+    test = replace(tested.metrics(validation.beta), grid=f"beta chosen on validation, {validation.grid}")
+    return TrainResult(model.cpu(), validation.beta, epoch, validation, test, log + log_2, tested.rho)
 
 
 def to_checkpoint(
@@ -276,15 +279,17 @@ def to_checkpoint(
     samples_per_class: int = 3,
 ) -> Checkpoint:
     """A checkpoint over the stage-2 classes: seen = stage_2_train, unseen = stage_2_test_unseen, with
-    `samples_per_class` test videos of each class as its reference sample (none when 0)."""
+    `samples_per_class` test videos of each class as its reference sample (none when 0), and the rho_av of
+    every test video (the ones its test metrics were measured on), for knowledge A/B on the benchmark."""
     seen = set(bench.splits["stage_2_train"])
     ids = sorted(seen | set(bench.splits["stage_2_test_unseen"]))
     rows = class_matrix.bind(ids, known=class_matrix.names)
     features = feature_source(bench.root)
+    test_videos = bench.stage(2).evaluation
     metrics = {"best_epoch": result.best_epoch, "test": result.test.to_dict()}
     if result.validation is not None:
         metrics["validation"] = result.validation.to_dict()
-    return Checkpoint(
+    ckpt = Checkpoint(
         model=result.model,
         setting=bench.setting,
         text_encoder=class_matrix.encoder,
@@ -308,8 +313,18 @@ def to_checkpoint(
             **(provenance or {}),
         },
         metrics=metrics,
-        samples=reference_samples(bench.stage(2).evaluation, bench.classes, ids, samples_per_class, cfg.seed),
+        samples=reference_samples(test_videos, bench.classes, ids, samples_per_class, cfg.seed),
     )
+    ckpt.test_split = stored_test_split(ckpt, result, test_videos, bench.classes)
+    return ckpt
+
+
+def stored_test_split(ckpt: Checkpoint, result: TrainResult, videos: VideoSet, bench_classes: list[str]) -> TestSplit:
+    """The test videos' rho_av as training measured them (or from the model, for a result without them), in
+    float16 where that changes no metric."""
+    rho = result.test_rho if result.test_rho is not None else embed_videos(result.model, videos.audio, videos.visual)
+    split = split_of_videos(videos, np.asarray(rho), bench_classes, ckpt.class_ids)
+    return compact(split, ckpt.class_ids, checkpoint_candidates(ckpt), ckpt.beta)
 
 
 def reference_samples(
