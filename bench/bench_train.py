@@ -147,7 +147,9 @@ def our_epoch(class_matrix: torch.Tensor, features, batches: int) -> float:
     loss, cfg = loss_preset("kda"), TrainConfig(batch_size=BATCH, batches_per_epoch=batches)
     model = KDAModel(get_setting("cls").model_config(embed_dim=class_matrix.shape[1]))
     model.fit_input_norm(audio, visual)
-    data = TrainingTensors(torch.from_numpy(audio), torch.from_numpy(visual), torch.from_numpy(labels), class_matrix, labels)
+    data = TrainingTensors(
+        torch.from_numpy(audio), torch.from_numpy(visual), torch.from_numpy(labels), class_matrix, labels
+    )
     margins = adaptive_margins(class_matrix, loss.alpha, loss.m0)
     start = time.perf_counter()
     train_epoch(model, optimizer_for(model, cfg), data, margins, loss, cfg, np.random.default_rng(0))

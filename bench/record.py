@@ -159,10 +159,8 @@ def peak_memory() -> Iterator[Peak]:
     """This process's peak resident memory during the block, in MiB. Linux lets a process reset its peak
     (writing 5 to /proc/self/clear_refs); where it cannot, the peak since the process started is reported."""
     peak = Peak()
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
     try:
         yield peak
     finally:

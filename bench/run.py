@@ -81,7 +81,11 @@ def cpu_model() -> str:
 
 def machine() -> dict:
     versions = subprocess.run(
-        [sys.executable, "-c", "import torch, numpy; print(torch.__version__, torch.get_num_threads(), numpy.__version__)"],
+        [
+            sys.executable,
+            "-c",
+            "import torch, numpy; print(torch.__version__, torch.get_num_threads(), numpy.__version__)",
+        ],
         capture_output=True,
         text=True,
     ).stdout.split()
@@ -229,7 +233,9 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(run, indent=1) + "\n", encoding="utf-8")
     print(f"\n{table(results)}\n")
-    print(f"{len(results)} benches in {run['seconds']} s; load {run['load_average_before']} -> {run['load_average_after']}")
+    print(
+        f"{len(results)} benches in {run['seconds']} s; load {run['load_average_before']} -> {run['load_average_after']}"
+    )
     print(f"results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     failed = [r["bench"] for r in results if r["status"] != "ok"]
     if failed:
