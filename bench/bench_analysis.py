@@ -1,20 +1,27 @@
-"""Time the Heatmaps and Embeddings tabs' analysis: t-SNE of a reference-sample-sized set and of
-2,000 points (512-d), first call and cached (the budget: 2,000 points under 10 s on 2 cores, cached per
-input), PCA, and the heatmaps' cluster order.
+"""Time the Heatmaps and Embeddings tabs' analysis: t-SNE of 500, 2,000 and 5,000 points (512-d), first call
+(with its peak memory, against scikit-learn's default t-SNE on the same points) and cached (the budget: 2,000
+points under 10 s on 2 cores, cached per input), PCA, the four maps at once, and the heatmaps' cluster order.
+t-SNE figures go to bench/record.py.
 
-    python bench/bench_analysis.py [--small 150] [--large 2000] [--dim 512] [--threads 1] [--compare-default]
+    python bench/bench_analysis.py [--sizes 500 2000 5000] [--dim 512] [--threads 1] [--no-default] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from kda import analysis
-from kda.analysis import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from record import at_most, figure, peak_memory, quick  # noqa: E402
+
+from kda import analysis  # noqa: E402
+from kda.analysis import (  # noqa: E402
     Classes,
     ProjectionCache,
     Query,
@@ -41,12 +48,29 @@ def clustered(n: int, dim: int, classes: int = 50, seed: int = 0) -> tuple[np.nd
     return points.astype(np.float32), labels  # float32, as features are stored
 
 
-def bench_map(n: int, dim: int, method: str) -> None:
+TSNE_BUDGET_POINTS, TSNE_BUDGET_S = 2000, 10.0  # README.md "Budgets"
+
+
+def bench_map(n: int, dim: int, method: str, default: bool = False, reference: tuple = ("", None)) -> float:
+    """One map, first call (its peak memory) and cached; returns the first call's seconds. The first call is
+    against scikit-learn's default t-SNE when `default`, else against `reference` (what, seconds) if given."""
     points, labels = clustered(n, dim)
     cache = ProjectionCache()
-    _, first = timed(f"{method} of {n:,} points ({dim}-d), first call", embedding_map, points, method, cache=cache)
+    with peak_memory() as peak:
+        _, first = timed(f"{method} of {n:,} points ({dim}-d), first call", embedding_map, points, method, cache=cache)
     _, again = timed(f"{method} of {n:,} points, same input again (cache)", embedding_map, points, method, cache=cache)
-    print(f"{'':<56} first / cached = {first / max(again, 1e-9):,.0f}x  (cache hits {cache.hits})")
+    name = "t-SNE" if method == "tsne" else method.upper()
+    what, base = (
+        ("scikit-learn TSNE defaults (max_iter 1000, all threads)", bench_default_tsne(n, dim))
+        if default
+        else reference
+    )
+    budget = at_most(TSNE_BUDGET_S, "s") if method == "tsne" and n == TSNE_BUDGET_POINTS else None
+    figure(f"{name} of {n:,} points ({dim}-d), first call", first, "s", baseline=base, baseline_what=what,
+           budget=budget, peak_mib=peak.mib)  # fmt: skip
+    figure(f"{name} of {n:,} points, cached", again, "s", baseline=first, baseline_what="its first call",
+           note=f"cache hits {cache.hits}")  # fmt: skip
+    return first
 
 
 def bench_all_maps(n: int, method: str) -> None:
@@ -66,12 +90,12 @@ def bench_all_maps(n: int, method: str) -> None:
     print(f"{'':<56} first / cached = {first / max(again, 1e-9):,.0f}x  (shown/total: {shown})")
 
 
-def bench_default_tsne(n: int, dim: int) -> None:
-    """scikit-learn's defaults (1,000 iterations, all OpenMP threads), for comparison with our choice."""
+def bench_default_tsne(n: int, dim: int) -> float:
+    """Seconds of scikit-learn's defaults (1,000 iterations, all OpenMP threads): what our choice is against."""
     from sklearn.manifold import TSNE
 
     points, _ = clustered(n, dim)
-    timed(f"sklearn TSNE defaults (max_iter=1000), {n:,} points", TSNE(random_state=0).fit_transform, points)
+    return timed(f"sklearn TSNE defaults (max_iter=1000), {n:,} points", TSNE(random_state=0).fit_transform, points)[1]
 
 
 def bench_heatmaps(classes: int) -> None:
@@ -86,12 +110,19 @@ def bench_heatmaps(classes: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--small", type=int, default=150, help="points in the reference-sample-sized map")
-    parser.add_argument("--large", type=int, default=2000, help="points in the large map")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 5000], help="points per t-SNE map")
     parser.add_argument("--dim", type=int, default=512, help="feature width")
     parser.add_argument("--threads", type=int, default=analysis.TSNE_THREADS, help="OpenMP threads for t-SNE")
-    parser.add_argument("--compare-default", action="store_true", help="also time sklearn's default t-SNE")
+    parser.add_argument(
+        "--default-up-to",
+        type=int,
+        default=TSNE_BUDGET_POINTS,
+        help="sklearn's default t-SNE (minutes on 2 busy cores at 5,000 points) is the baseline up to this many "
+        "points; larger maps are against the first call of the largest size below it",
+    )
+    parser.add_argument("--quick", action="store_true", help="300 and 1,000 points, no sklearn baseline")
     args = parser.parse_args()
+    sizes, default_up_to = ([300, 1000], 0) if quick() else (sorted(args.sizes), args.default_up_to)
 
     analysis.TSNE_THREADS = args.threads
     import sklearn.manifold  # noqa: F401  (imported once per process: not part of a map's time)
@@ -102,12 +133,12 @@ def main() -> None:
         f"t-SNE settings: method=barnes_hut, max_iter={analysis.TSNE_MAX_ITER}, perplexity={analysis.TSNE_PERPLEXITY:g}"
         f" (clamped to (n-1)/3), init=PCA + seeded jitter, OpenMP threads={analysis.TSNE_THREADS}"
     )
-    for n in (args.small, args.large):
-        bench_map(n, args.dim, "tsne")
-    bench_map(args.large, args.dim, "pca")
-    bench_all_maps(args.large, "tsne")
-    if args.compare_default:
-        bench_default_tsne(args.large, args.dim)
+    reference = ("", None)
+    for n in sizes:
+        first = bench_map(n, args.dim, "tsne", default=n <= default_up_to, reference=reference)
+        reference = (f"t-SNE of {n:,} points, same run", first)
+    bench_map(max(sizes), args.dim, "pca", reference=reference)
+    bench_all_maps(min(sizes[-1], TSNE_BUDGET_POINTS), "tsne")
     for classes in (51, 310):
         bench_heatmaps(classes)
 

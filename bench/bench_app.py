@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # tests/app_server.py starts the real app, as the API tests do
 
 from app_server import CHECKPOINT, AppServer, start_app  # noqa: E402
+from record import at_most, figure  # noqa: E402
 
 EXAMPLE = ROOT / "assets" / "examples" / "pattern_tone_440.mp4"
 GZSL = "GZSL: all classes"
@@ -86,14 +87,17 @@ def seconds(s: float) -> str:
     return f"{s:.2f} s" if s >= 1 else f"{s * 1000:.1f} ms"
 
 
-def line(label: str, api: list[float], baseline: list[float], baseline_label: str) -> tuple[float, float]:
-    """Print the best of each and their ratio (and the medians, where there are several); return the bests."""
+def line(
+    label: str, api: list[float], baseline: list[float], baseline_label: str, limit: float = 0.0, what: str = ""
+) -> tuple[float, float]:
+    """Record the runs of each (bench/record.py: medians and their ratio, against README.md's budget `limit` in
+    seconds where given), print the bests; return the bests."""
     a, b = min(api), min(baseline)
-    spread = f"  (medians {seconds(statistics.median(api))} / {seconds(statistics.median(baseline))})"
-    print(
-        f"  {label:<44} {seconds(a):>9}  vs {baseline_label:<34} {seconds(b):>9}  ratio {a / b:6.2f}x"
-        + (spread if len(api) > 1 else "")
-    )
+    print(f"  {label:<44} best {seconds(a):>9}  vs {baseline_label:<34} best {seconds(b):>9}")
+    budget_s = at_most(limit, "s") if limit else None
+    figure(label, api, "s", baseline=baseline, baseline_what=baseline_label, budget=budget_s, note=what.strip(" ()"))
+    if limit:
+        budget(label, statistics.median(api), statistics.median(baseline), limit, what)
     return a, b
 
 
@@ -140,8 +144,7 @@ def bench_start(folder: Path, starts: int, running: list[AppServer]) -> AppServe
             running[-1].stop()
     print(f"app start to ready (first page answers; polled every 0.25 s), best of {starts}:")
     print(f"  runs: app {', '.join(f'{s:.2f}' for s in apps)} s; baseline {', '.join(f'{s:.2f}' for s in bases)} s")
-    start = line("python app.py -> page answers", apps, bases, "import gradio + Studio.load")
-    budget("app start to ready", *start, BUDGET_START)
+    line("python app.py -> page answers", apps, bases, "import gradio + Studio.load", BUDGET_START)
     return running[-1]
 
 
@@ -160,12 +163,10 @@ def bench_classify(studio, client, repeat: int, cheap: int) -> None:
     api_warm, lib_warm, _, _ = paired(api_video, lib_video, repeat)
     same = outputs[-1]["gzsl"][0]["class_id"] == prediction.gzsl[0].class_id
     print(f"classify {EXAMPLE.name} (4 s, 320x240; {studio.weights} weights), API incl. upload vs library:")
-    first = line("first call (builds the backbones)", api_first, lib_first, "Studio.classify")
-    warm = line(f"then, best of {repeat}", api_warm, lib_warm, "Studio.classify")
-    print(f"  same top class through both: {same}")
     what = " (the budget is for a 10 s 360p clip; this one is 4 s 320x240)"
-    budget("classify example video via API, first call", *first, BUDGET_CLASSIFY, what)
-    budget("classify example video via API", *warm, BUDGET_CLASSIFY, what)
+    line("classify example video via API, first call", api_first, lib_first, "Studio.classify", BUDGET_CLASSIFY, what)
+    line("classify example video via API", api_warm, lib_warm, "Studio.classify", BUDGET_CLASSIFY, what)
+    print(f"  same top class through both: {same}")
 
     api_sample, lib_sample, _, _ = paired(
         lambda: call(client, 0, TOP_K, GZSL, api_name="/classify_sample"),
@@ -212,10 +213,8 @@ def bench_edit(studio, client, cheap: int) -> None:
     api_pred, lib_pred, _, _ = paired(api_edit, lib_edit, cheap, warmup=1)
     api_both, lib_both, _, _ = paired(api_edit_and_heatmap, lib_edit_and_heatmap, cheap, warmup=1)
     print(f"edit {target}'s visual description (one new text encoded each time), best of {cheap}:")
-    pred = line("/edit -> new prediction", api_pred, lib_pred, "session.edit + classify_features")
-    both = line("/edit + /similarity -> prediction + heatmap", api_both, lib_both, "... + Studio.similarity")
-    budget("edit -> new prediction via API", *pred, BUDGET_EDIT)
-    budget("edit -> new prediction + similarity heatmap via API", *both, BUDGET_EDIT)
+    line("/edit -> new prediction", api_pred, lib_pred, "session.edit + rescore", BUDGET_EDIT)
+    line("/edit + /similarity -> prediction + heatmap", api_both, lib_both, "... + Studio.similarity", BUDGET_EDIT)
     rescored, forwarded, a, b = paired(rescore, forward_pass, cheap * 3, warmup=1)
     same = [x.class_id for x in a.gzsl] == [x.class_id for x in b.gzsl]
     line("new prediction after an edit: re-score", rescored, forwarded, "a forward pass per prediction")
@@ -239,11 +238,10 @@ def bench_tsne(studio, client, repeat: int) -> None:
     points = sum(len(m.coords) for m in maps.values())
     print(f"t-SNE, the four maps of the reference sample + {EXAMPLE.name} ({points} points in all):")
     print(f"  {outputs[-2]}")
-    first = line("/embeddings, first call", api_first, lib_first, "Studio.embedding_maps")
-    cached = line(f"/embeddings, cached (best of {repeat})", api_cached, lib_cached, "Studio.embedding_maps (cache)")
-    print(f"  first / cached through the API: {first[0] / cached[0]:.1f}x (cached = figures rebuilt, no t-SNE)")
     what = f" (the budget is for 2,000 points; these are {points})"
-    budget("t-SNE via API, first call", *first, BUDGET_TSNE, what)
+    first = line("/embeddings t-SNE, first call", api_first, lib_first, "Studio.embedding_maps", BUDGET_TSNE, what)
+    cached = line("/embeddings t-SNE, cached", api_cached, lib_cached, "Studio.embedding_maps (cache)")
+    print(f"  first / cached through the API: {first[0] / cached[0]:.1f}x (cached = figures rebuilt, no t-SNE)")
 
 
 def make_clip(folder: Path) -> Path:
@@ -302,6 +300,8 @@ def bench_at_once(studio, folder: Path, repeat: int) -> None:
     for n in AT_ONCE:
         wall = min(walls[n])
         gains[n] = n * one / wall  # videos per second, against one at a time
+        figure(f"{n} classifications at once (10 s clip), seconds a video", [w / n for w in walls[n]], "s",
+               baseline=walls[1], baseline_what="one alone, same studio")  # fmt: skip
         print(
             f"  N={n}: all done in {seconds(wall):>8} ({seconds(wall / n)} a video); one alone {seconds(one)}: "
             f"each waits {wall / one:.2f}x as long, {gains[n]:.2f}x the videos per second"
