@@ -169,7 +169,12 @@ def main(argv: list[str] | None = None) -> None:
         DEFAULT_LIMITS, max_duration_s=settings.max_video_s, max_bytes=settings.max_upload_bytes
     )
     try:
-        studio = Studio.load(checkpoint_location(args.checkpoint), limits=limits, device=resolve_device(args.device))
+        studio = Studio.load(
+            checkpoint_location(args.checkpoint),
+            limits=limits,
+            device=resolve_device(args.device),
+            zero_shot_weights=settings.zero_shot_weights,
+        )
     except KdaError as e:
         raise SystemExit(f"app.py: cannot load checkpoint {args.checkpoint!r}: {e}") from None
     # The example videos are served from where they lie (not copied into the cache), and they alone: the

@@ -23,6 +23,7 @@ STAGES = {  # the library's progress stages, as a visitor reads them
     "networks": "building the feature extractor's networks (the first video only)",
     "visual": "visual features",
     "audio": "audio features",
+    "zero-shot": "zero-shot scores (CLIP on the frames, against each class's name and visual description)",
 }
 MEANS_NOTHING = (
     "> **This prediction means nothing: demo weights.** Uploaded videos go through an extractor with random "
@@ -42,11 +43,12 @@ class ClassifyTab:
     bars: gr.Plot
     modality: gr.Plot
     sample: gr.Dropdown
+    zero_shot: gr.Label
 
     @property
     def panel_outputs(self) -> list:
         """What `panel` fills: everything that shows the current prediction."""
-        return [self.top, self.notes, self.bars, self.modality]
+        return [self.top, self.notes, self.bars, self.modality, self.zero_shot]
 
 
 def notes_text(prediction: Prediction) -> str:
@@ -62,14 +64,33 @@ def notes_text(prediction: Prediction) -> str:
 
 
 def panel(visitor: Visitor | None, mode: str) -> tuple:
-    """Label, notes, distance bars and modality bars for the visitor's last prediction."""
+    """Label, notes, distance bars, modality bars and zero-shot scores for the visitor's last prediction."""
     prediction = visitor.prediction if visitor else None
     if prediction is None:
-        return None, "", figures.distance_bars(None), figures.modality_bars(None)
+        return None, "", figures.distance_bars(None), figures.modality_bars(None), None
     zsl = mode == ZSL
     top = prediction.zsl if zsl else prediction.gzsl
     label = {f"{s.name} ({figures.seen_word(s.seen)})": s.score for s in top}
-    return label, notes_text(prediction), figures.distance_bars(prediction, zsl), figures.modality_bars(prediction)
+    bars = figures.distance_bars(prediction, zsl)
+    return label, notes_text(prediction), bars, figures.modality_bars(prediction), zero_shot_label(visitor, zsl)
+
+
+def zero_shot_label(visitor: Visitor, zsl: bool) -> dict | None:
+    """The training-free scores of the visitor's upload among the same candidates (None for a reference
+    sample: it has features, not frames)."""
+    scores = visitor.zero_shot
+    if scores is None:
+        return None
+    rows = [i for i in scores.top(len(scores.class_ids)) if not (zsl and scores.seen[i])][: visitor.top_k]
+    return {f"{scores.names[i]} ({figures.seen_word(scores.seen[i])})": float(scores.probabilities[i]) for i in rows}
+
+
+def prediction_json(visitor: Visitor) -> dict | None:
+    """The prediction as JSON (the library's one shape), with the zero-shot scores of an upload beside it."""
+    data = prediction_dict(visitor.prediction)
+    if data is not None and visitor.zero_shot is not None:
+        data["zero_shot"] = visitor.zero_shot.to_json(visitor.top_k)
+    return data
 
 
 @user_errors
@@ -83,8 +104,9 @@ def classify(studio: Studio, visitor: Visitor | None, video: str | None, top_k: 
         progress(done / max(total, 1), desc=f"{name} ({done}/{total})" if total > 1 else name)
 
     prediction = studio.classify(path, visitor.session, top_k=int(top_k), progress=report)
-    visitor.classified(prediction, int(top_k))
-    return *panel(visitor, mode), prediction_dict(prediction), visitor
+    report("zero-shot", 0, 1)
+    visitor.classified(prediction, int(top_k), studio.zero_shot(path, visitor.session))
+    return *panel(visitor, mode), prediction_json(visitor), visitor
 
 
 @user_errors
@@ -94,14 +116,14 @@ def classify_sample(studio: Studio, visitor: Visitor | None, index: int, top_k: 
         raise gr.Error("Pick a reference sample first.")
     visitor = Visitor.start(studio, visitor)
     visitor.classified(studio.classify_sample(int(index), visitor.session, top_k=int(top_k)), int(top_k))
-    return *panel(visitor, mode), prediction_dict(visitor.prediction), visitor
+    return *panel(visitor, mode), prediction_json(visitor), visitor
 
 
 def first_view(studio: Studio, visitor: Visitor | None, index: int | None, top_k: int, mode: str):
     """What the tab opens with: the chosen reference sample classified, unless the visitor has a prediction
     already (a page kept open) or the checkpoint has no sample."""
     if index is None or (visitor is not None and visitor.prediction is not None):
-        return *(gr.skip() for _ in range(5)), visitor
+        return *(gr.skip() for _ in range(6)), visitor
     return classify_sample(studio, visitor, index, top_k, mode)
 
 
@@ -110,7 +132,12 @@ def change_top_k(studio: Studio, visitor: Visitor | None, top_k: int, mode: str)
     if visitor is not None and visitor.prediction is not None:
         visitor.top_k = min(max(int(top_k), 1), TOP_K_MAX)
         visitor.rescore(studio)
-    return *panel(visitor, mode), prediction_dict(visitor.prediction if visitor else None)
+    return *panel(visitor, mode), (prediction_json(visitor) if visitor else None)
+
+
+def zero_shot_title(studio: Studio) -> str:
+    real = "real CLIP weights" if studio.zero_shot_weights == "pretrained" else "offline random weights: means nothing"
+    return f"Descriptions alone, no training: CLIP zero-shot on uploads ({real})"
 
 
 def limits_text(settings: Settings) -> str:
@@ -151,11 +178,12 @@ def build(studio: Studio, settings: Settings, state: gr.State) -> ClassifyTab:
                 top_k = gr.Slider(1, TOP_K_MAX, value=settings.top_k, step=1, label="Top k")
                 mode = gr.Radio([GZSL, ZSL], value=GZSL, label="Candidates")
             top = gr.Label(label="Top classes (score)", elem_id="top-classes")
+            zero_shot = gr.Label(label=zero_shot_title(studio), elem_id="zero-shot")
             notes = gr.Markdown(elem_id="prediction-notes")
     bars = gr.Plot(label="Distance to every class", elem_id="distance-plot", elem_classes="kda-wide-plot")
     modality = gr.Plot(label="Modality contribution", elem_id="modality-plot")
     details = gr.JSON(label="Prediction as JSON (also what the API returns)", open=False)
-    tab = ClassifyTab(video, top_k, mode, top, details, notes, bars, modality, sample)
+    tab = ClassifyTab(video, top_k, mode, top, details, notes, bars, modality, sample, zero_shot)
 
     # Every handler takes the visitor first (the state first among the inputs; the API never shows it).
     outputs = [*tab.panel_outputs, details, state]

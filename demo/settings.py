@@ -57,6 +57,9 @@ class Settings:
     session_ttl_s: float = 4 * 3600  # a visitor's edits are dropped this long after their last action
     cache_s: float = 3600.0  # uploads and exported files leave Gradio's cache this long after they were made
     top_k: int = 5
+    # The training-free CLIP scorer's weights: "pretrained" (downloaded from the Hub once) or "offline"; None:
+    # pretrained on a Hugging Face Space (it reaches the Hub), else as the checkpoint's extractor.
+    zero_shot_weights: str | None = None
     llm: LLMConfig = field(default_factory=lambda: LLMConfig(None, None))
 
     @classmethod
@@ -67,6 +70,7 @@ class Settings:
             concurrency=int(env_number("KDA_CONCURRENCY", cls.concurrency)),
             queue_size=int(env_number("KDA_QUEUE_SIZE", cls.queue_size)),
             session_ttl_s=env_number("KDA_SESSION_TTL_SECONDS", cls.session_ttl_s),
+            zero_shot_weights=zero_shot_weights(),
             cache_s=env_number("KDA_CACHE_SECONDS", cls.cache_s),
             llm=LLMConfig(
                 base_url=os.environ.get("OPENAI_BASE_URL") or None,
@@ -85,6 +89,13 @@ class Settings:
         ten minutes more, before it is deleted."""
         age = max(1, int(self.cache_s))
         return min(age, 600), age
+
+
+def zero_shot_weights() -> str | None:
+    chosen = os.environ.get("KDA_ZERO_SHOT_WEIGHTS", "").strip()
+    if chosen not in ("", "pretrained", "offline"):
+        raise SystemExit(f"KDA_ZERO_SHOT_WEIGHTS={chosen!r}: choose pretrained or offline")
+    return chosen or ("pretrained" if os.environ.get("SPACE_ID") else None)
 
 
 def example_videos() -> list[Path]:

@@ -18,6 +18,7 @@ from kda.knowledge.session import KnowledgeSession
 from kda.media.pipeline import Progress
 from kda.prediction import Prediction
 from kda.studio import Studio
+from kda.zero_shot import ZeroShotScores
 
 MAP_CACHE = 8  # embedding-map sets kept per visitor (method x knowledge version x query)
 
@@ -30,14 +31,16 @@ class Visitor:
     maps: dict[tuple, dict[str, EmbeddingMap]] = field(default_factory=dict)
     predictions: int = 0  # predictions made or re-scored so far: a tab drawn before the last one is stale
     drawn: dict[str, tuple[int, int]] = field(default_factory=dict)  # tab -> the `stamp` it last drew from
+    zero_shot: ZeroShotScores | None = None  # the training-free scores of the last uploaded video (kda.zero_shot)
 
     @classmethod
     def start(cls, studio: Studio, visitor: Visitor | None = None) -> Visitor:
         """The visitor as they are, or a fresh one with the checkpoint's knowledge."""
         return visitor if visitor is not None else cls(studio.new_session())
 
-    def classified(self, prediction: Prediction, top_k: int) -> Prediction:
-        self.prediction, self.top_k = prediction, top_k
+    def classified(self, prediction: Prediction, top_k: int, zero_shot: ZeroShotScores | None = None) -> Prediction:
+        """A new video: its prediction, and for an upload its zero-shot scores (a reference sample has no frames)."""
+        self.prediction, self.top_k, self.zero_shot = prediction, top_k, zero_shot
         self.predictions += 1
         return prediction
 
@@ -47,6 +50,8 @@ class Visitor:
         if self.prediction is not None:
             self.prediction = studio.rescore(self.prediction, self.session, self.top_k)
             self.predictions += 1
+        if self.zero_shot is not None:  # the same frames against the knowledge as it stands now
+            self.zero_shot = studio.zero_shot_again(self.zero_shot.video, self.session)
         return self.prediction
 
     def embedding_maps(self, studio: Studio, method: str, progress: Progress | None = None) -> dict[str, EmbeddingMap]:

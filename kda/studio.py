@@ -113,8 +113,16 @@ class Studio:
     @property
     def banner(self) -> str:
         """What is real and what is not, in a few sentences (empty when everything is real)."""
+        if self.zero_shot_weights == "pretrained":
+            zero_shot = (
+                " The zero-shot scores beside each upload's prediction (CLIP on its frames against each class's "
+                "name and visual description, no training) use real CLIP weights: for uploads, they are the real "
+                "prediction here."
+            )
+        else:
+            zero_shot = " The zero-shot scores beside an upload's prediction run CLIP on random weights: they mean nothing."
         if not self.offline:
-            return ""
+            return "" if self.zero_shot_weights == "pretrained" else zero_shot.strip()
         ckpt = self.checkpoint
         features = "synthetic" if ckpt.feature_weights == "none" else "offline (random-weight)"
         knowledge = "real" if ckpt.text_encoder not in NOT_ENCODED else ckpt.text_encoder
@@ -123,7 +131,7 @@ class Studio:
             f"random weights, so predictions for uploaded videos mean nothing. The class knowledge ({knowledge}, "
             f"encoded with {ckpt.text_encoder}) and everything computed from it alone (similarity and margin "
             "heatmaps, the knowledge map, the effect of edits) are meaningful. For a real checkpoint, train on the "
-            "public AVCA features (README: 'The real benchmarks') and start the app with --checkpoint."
+            "public AVCA features (README: 'The real benchmarks') and start the app with --checkpoint." + zero_shot
         )
 
     def new_session(self) -> KnowledgeSession:

@@ -216,3 +216,34 @@ def test_maps_report_each_stage_and_keep_every_class_colour_when_a_class_is_adde
 def test_a_class_name_with_markup_is_shown_as_text_in_the_status_line(studio):
     status, *_ = knowledge.add_class(studio, None, "<b>Bold</b> Class")
     assert status.startswith("Added &lt;b&gt;Bold&lt;/b&gt; Class as an unseen class") and "<b>" not in status
+
+
+def test_the_scorer_follows_space_and_setting(monkeypatch):
+    monkeypatch.delenv("KDA_ZERO_SHOT_WEIGHTS", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert Settings.from_env().zero_shot_weights is None  # as the checkpoint's extractor
+    monkeypatch.setenv("SPACE_ID", "someone/kda")
+    assert Settings.from_env().zero_shot_weights == "pretrained"  # a Space reaches the Hub
+    monkeypatch.setenv("KDA_ZERO_SHOT_WEIGHTS", "offline")
+    assert Settings.from_env().zero_shot_weights == "offline"
+    monkeypatch.setenv("KDA_ZERO_SHOT_WEIGHTS", "real")
+    with pytest.raises(SystemExit, match="KDA_ZERO_SHOT_WEIGHTS='real': choose pretrained or offline"):
+        Settings.from_env()
+
+
+@pytest.mark.media
+def test_an_upload_gets_zero_shot_scores_beside_kda_and_an_edit_moves_them(studio):
+    video = str(DEMO.parents[1] / "assets" / "examples" / "pattern_tone_440.mp4")
+    *panel, details, visitor = classify.classify(studio, None, video, 3, classify.GZSL, progress=lambda *a, **k: None)
+    zero_shot = panel[4]
+    assert len(zero_shot) == 3 and details["zero_shot"]["offline"] and len(details["zero_shot"]["top"]) == 3
+    assert list(zero_shot) == [
+        f"{t['name']} ({'seen' if t['seen'] else 'unseen'})" for t in details["zero_shot"]["top"]
+    ]
+    before = visitor.zero_shot
+    target = before.class_ids[before.top(1)[0]]
+    knowledge.edit(studio, visitor, target, "", *PASTA)  # the fan-out re-scores the visitor's video
+    moved = np.flatnonzero(~np.isclose(visitor.zero_shot.cosines, before.cosines, atol=1e-7))
+    assert [visitor.zero_shot.class_ids[i] for i in moved] == [target]
+    *panel, details, visitor = classify.classify_sample(studio, visitor, 0, 3, classify.GZSL)
+    assert panel[4] is None and "zero_shot" not in details  # a reference sample has features, not frames
