@@ -143,8 +143,14 @@ def test_every_action_has_a_named_endpoint(client):
 
 def test_classify_an_example_video(client):
     outputs = client.predict(handle_file(EXAMPLES / "pattern_tone_440.mp4"), 5, GZSL, api_name="/classify")
-    label, notes, bars, modality, prediction = outputs
+    label, notes, bars, modality, zero_shot, prediction = outputs
     top = prediction["gzsl"][0]
+    # Beside KDA, the training-free scores (offline CLIP here, and said so), the same as the JSON's.
+    assert (
+        zero_shot["label"]
+        == f"{prediction['zero_shot']['top'][0]['name']} ({'seen' if prediction['zero_shot']['top'][0]['seen'] else 'unseen'})"
+    )
+    assert prediction["zero_shot"]["offline"] and len(prediction["zero_shot"]["top"]) == 5
     assert len(prediction["gzsl"]) == 5 and prediction["has_audio"]
     assert label["label"].startswith(top["name"]) and ("(seen)" in label["label"]) == top["seen"]
     assert len(prediction["scores"]) == len(json.loads((CHECKPOINT / "config.json").read_text())["classes"]) == 48
