@@ -156,9 +156,10 @@ def test_classify_an_example_video(client):
     assert len(prediction["scores"]) == len(json.loads((CHECKPOINT / "config.json").read_text())["classes"]) == 48
     assert any(n["code"] == "offline_extractor" for n in prediction["notes"]) and "offline" in notes  # the honest note
     assert prediction["modality"]["driver"] in ("audio", "visual", "both")
-    # One bar per class of the checkpoint (42 seen, 6 unseen), in a trace per group.
-    assert trace_names(bars) == {"seen class", "unseen class"}
-    assert sum(len(t["x"]) for t in figure(bars)["data"]) == len(prediction["scores"]) == 48
+    # One bar per class of the checkpoint (42 seen, 6 unseen), in a trace per group, in the ranking's order.
+    distance_bars = [t for t in figure(bars)["data"] if t["name"] in ("seen class: distance", "unseen class: distance")]
+    assert sum(len(t["x"]) for t in distance_bars) == len(prediction["scores"]) == 48
+    assert figure(bars)["layout"]["xaxis"]["categoryarray"][:5] == [s["name"] for s in prediction["gzsl"]]
     assert trace_names(modality) == {"without audio (visual only)", "without visual (audio only)"}
 
 
@@ -236,11 +237,19 @@ def test_regenerate_a_class_with_the_local_llm(client, llm):
 def test_embedding_maps_have_the_expected_traces_and_csv(client, method):
     client.predict(handle_file(EXAMPLES / "bars_chirp.mp4"), 5, GZSL, api_name="/classify")
     audio, visual, fused, knowledge, note, csv = client.predict(method, api_name="/embeddings")
-    videos = {"videos of seen classes", "videos of unseen classes"}
-    known = {"knowledge t_c, seen classes", "knowledge t_c, unseen classes"}
-    assert trace_names(audio) == videos | {"this video"} and trace_names(visual) == videos | {"this video"}
-    assert trace_names(fused) == videos | known | {"this video"}
-    assert trace_names(knowledge) == known
+    videos, known = {"circle", "circle-open"}, {"square", "square-open"}  # filled: seen classes, open: unseen
+
+    def symbols(value) -> set[str]:
+        return {t["marker"]["symbol"] for t in figure(value)["data"]}
+
+    assert symbols(audio) == symbols(visual) == videos | {"star"} and symbols(fused) == videos | known | {"star"}
+    assert symbols(knowledge) == known and "this video" not in trace_names(knowledge)
+    colours = [
+        {t["legendgroup"]: t["marker"]["color"] for t in figure(f)["data"] if t.get("legendgroup")}
+        for f in (audio, fused, knowledge)
+    ]
+    assert len(colours[2]) == 48 and len(set(colours[2].values())) == 48  # one colour per class
+    assert colours[0] == {c: colours[2][c] for c in colours[0]} and colours[1] == colours[2]  # the same in every map
     axis = "t-SNE 1" if method == "tsne" else "PC 1"
     assert figure(audio)["layout"]["xaxis"]["title"]["text"] == axis
     # 48 classes with 4 reference videos each; the fused map holds the videos and the 48 t_c.

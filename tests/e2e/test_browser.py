@@ -105,7 +105,7 @@ def test_upload_classify_edit_and_every_tab(page):
     assert "mean nothing" in page.locator("#banner").inner_text()  # the honesty banner
     page.locator("input[type=file]").first.set_input_files(str(VIDEO))
     page.get_by_role("button", name="Classify video").click()
-    page.locator("#prediction-notes").get_by_text("Source:").wait_for()
+    page.locator("#prediction-notes").get_by_text(VIDEO.name).wait_for()  # the page opened on a sample
     before = top_classes(page)
     top = top_prediction(page).rsplit(" (", 1)[0]  # "Playing Flute (unseen)" -> "Playing Flute"
     assert top and "offline" in page.locator("#prediction-notes").inner_text()
