@@ -8,6 +8,8 @@ driven through its named API endpoints with `gradio_client`, each figure with a 
 * edit one class's description -> new prediction (/edit), and -> new prediction + similarity heatmap
   (/edit then /similarity), against `session.edit` + `classify_features` (+ `similarity`) in this process;
 * t-SNE maps (/embeddings): first call and cached (second call), and the first call against the library;
+* another visitor's edit (/edit) while one visitor's maximal import (/import_knowledge: 1 MB of descriptions at
+  the 2,000-character cap, each one new) is being encoded, against the same edit alone;
 * N classifications at once (N = 1, 2, 4 threads calling `Studio.classify` on a 10 s 360p clip made by ffmpeg,
   one studio, so one set of networks) against one classification alone, and what that makes of the cores.
 
@@ -244,6 +246,55 @@ def bench_tsne(studio, client, repeat: int) -> None:
     print(f"  first / cached through the API: {first[0] / cached[0]:.1f}x (cached = figures rebuilt, no t-SNE)")
 
 
+def maximal_import(client, folder: Path) -> Path:
+    """The visitor's knowledge with new descriptions at the cap added until the file is at the import cap."""
+    import json
+
+    from kda.knowledge.store import CAPS
+
+    knowledge = json.loads(Path(call(client, api_name="/export_knowledge")).read_text())
+    ids, size, i = list(knowledge["classes"]), len(json.dumps(knowledge)), 0
+    words = "a drummer plays a loud roll on the snare while the crowd claps and a trumpet answers "
+    while size + CAPS.description_chars + 64 < CAPS.import_bytes:
+        text = (f"{i} " + words * 30)[: CAPS.description_chars]
+        knowledge["classes"][ids[i % len(ids)]]["descriptions"].append({"aspect": "other", "text": text})
+        size, i = size + len(text) + 40, i + 1
+    path = folder / "maximal.json"
+    path.write_text(json.dumps(knowledge))
+    return path
+
+
+def bench_edit_during_import(server, folder: Path, cheap: int) -> None:
+    """Bob's edit alone, then while Alice's maximal import encodes: the encoder serves callers in turn, a batch
+    at a time, so Bob waits for one of Alice's batches, not for all of them."""
+    from gradio_client import handle_file
+
+    alice, bob = server.client(folder / "alice"), server.client(folder / "bob")
+    upload = maximal_import(alice, folder)
+    count = [0]
+
+    def bob_edit() -> float:
+        count[0] += 1
+        start = time.perf_counter()
+        call(bob, "Bowling", "", f"A heavy ball knocks down ten pins ({count[0]}).", "", "", api_name="/edit")
+        return time.perf_counter() - start
+
+    alone = [bob_edit() for _ in range(cheap)]
+    started = time.perf_counter()
+    importing = alice.submit(handle_file(upload), api_name="/import_knowledge")
+    time.sleep(2.0)  # into its encoding
+    during = []
+    while not importing.done() and len(during) < cheap:
+        during.append(bob_edit())
+    importing.result(timeout=CALL_TIMEOUT * 3)
+    took = time.perf_counter() - started
+    print(f"another visitor's edit while a maximal import ({upload.stat().st_size / 2**20:.2f} MB) encodes:")
+    print(f"  the import took {seconds(took)}; {len(during)} of Bob's edits ran during it")
+    if during:
+        line("/edit during the import", during, alone, "the same /edit alone")
+        budget("edit during another visitor's maximal import", max(during), min(alone), 1.0, " (max)")
+
+
 def make_clip(folder: Path) -> Path:
     """A CLIP_SECONDS H.264 + AAC stereo clip of a moving test pattern and a tone."""
     path = folder / "clip_360p.mp4"
@@ -337,6 +388,7 @@ def main() -> None:
             bench_classify(studio, server.client(downloads / "classify"), args.repeat, args.cheap)
             bench_edit(studio, server.client(downloads / "edit"), args.cheap)
             bench_tsne(studio, server.client(downloads / "tsne"), args.repeat)
+            bench_edit_during_import(server, downloads, args.cheap)
             bench_at_once(studio, Path(folder), args.repeat)
         except BaseException:
             if running:

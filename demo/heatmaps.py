@@ -80,7 +80,12 @@ def build(studio: Studio, state: gr.State) -> HeatmapsTab:
     with gr.Row():
         order = gr.Radio(ORDERS, value="cluster", label="Order")
         subset = gr.Radio(list(SUBSETS), value="all classes", label="Classes")
-    chosen = gr.Dropdown(class_choices(base), multiselect=True, label="Classes to show (for 'classes chosen below')")
+    chosen = gr.Dropdown(
+        class_choices(base),
+        multiselect=True,
+        allow_custom_value=True,  # an unknown class reaches `subset_ids`, which names it and the close ones
+        label="Classes to show (for 'classes chosen below')",
+    )
     draw_button = gr.Button("Draw")
     status = gr.Markdown(elem_id="heatmap-status")
     similarity_plot = gr.Plot(label="Knowledge similarity", elem_classes="kda-wide-plot")

@@ -172,7 +172,11 @@ def build(studio: Studio, settings: Settings, state: gr.State, prediction: gr.JS
     with gr.Row():
         with gr.Column(scale=3):
             first = base.session.class_ids[0]
-            picker = gr.Dropdown(class_choices(base), value=first, label="Class", filterable=True)
+            # Custom values reach the handler, which names an unknown class and the close ones (Gradio's own
+            # check would answer with all 48 choices and a traceback in the log).
+            picker = gr.Dropdown(
+                class_choices(base), value=first, label="Class", filterable=True, allow_custom_value=True
+            )
             shown = editor(base, first)
             name = gr.Textbox(shown[0], label="Name (encoded as the first text)", max_lines=1)
             aspects = [
@@ -186,7 +190,12 @@ def build(studio: Studio, settings: Settings, state: gr.State, prediction: gr.JS
                 everything = gr.Checkbox(label="every class (added classes are removed)")
                 reset = gr.Button("Reset to the checkpoint's knowledge")
         with gr.Column(scale=2):
-            targets = gr.Dropdown(class_choices(base), multiselect=True, label="Classes to regenerate with the LLM")
+            targets = gr.Dropdown(
+                class_choices(base),
+                multiselect=True,
+                allow_custom_value=True,
+                label="Classes to regenerate with the LLM",
+            )
             regenerate = gr.Button(
                 "Regenerate descriptions (the paper's three questions)",
                 interactive=settings.llm.configured,  # the reason is the LLM line above when it is not

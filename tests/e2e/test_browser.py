@@ -55,7 +55,8 @@ if MISSING:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    server = start_app(tmp_path_factory.mktemp("app") / "app.log")
+    # No LLM, as on a fresh Space: regeneration is off and says why.
+    server = start_app(tmp_path_factory.mktemp("app") / "app.log", env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
     yield server
     server.stop()
 
@@ -140,3 +141,30 @@ def test_upload_classify_edit_and_every_tab(page):
     page.locator("#embedding-counts").get_by_text("Points per map").wait_for()
     page.locator(".js-plotly-plot").filter(has_text="t-SNE").first.wait_for()
     shoot(page, "embeddings")
+
+
+def error_badges(page) -> int:
+    """Gradio's lasting red "Error" badges over outputs (one per output of an event that raised)."""
+    return page.locator("[data-testid=status-tracker] .error").count()
+
+
+def test_a_refusal_speaks_once_in_the_status_line_and_marks_no_output(page):
+    from playwright.sync_api import expect
+
+    open_tab(page, "Knowledge")
+    expect(page.get_by_role("button", name="Regenerate descriptions", exact=False)).to_be_disabled()
+    assert "No LLM is configured" in page.locator("#llm-status").inner_text()  # the reason, on the tab
+    name = page.get_by_label("Name (encoded as the first text)")
+    name.fill("N" * 150)
+    page.get_by_role("button", name="Save edit").click()
+    status = page.locator("#knowledge-status")
+    status.get_by_text("a name may have at most 100").wait_for()
+    assert status.inner_text().startswith("Nothing changed:")
+    expect(name).to_have_value("N" * 150)  # what the person typed is still there to shorten
+    assert error_badges(page) == 0
+
+    # A subset of chosen classes waits for two of them and says so, instead of an error over the chooser.
+    open_tab(page, "Heatmaps")
+    page.get_by_label("classes chosen below").check()
+    page.locator("#heatmap-status").get_by_text("Choose two or more classes below").wait_for()
+    assert error_badges(page) == 0
