@@ -17,7 +17,15 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from test_checkpoint import make_checkpoint
 
-from kda.checkpoint import FILES, CheckpointError, ReferenceSamples, load_checkpoint, resolve, save_checkpoint
+from kda.checkpoint import (
+    FILES,
+    CheckpointError,
+    ReferenceSamples,
+    TestSplit,
+    load_checkpoint,
+    resolve,
+    save_checkpoint,
+)
 from kda.knowledge.class_matrix import TextVectors
 from kda.metrics import GZSLResult
 
@@ -310,7 +318,9 @@ def test_a_checkpoint_id_on_the_hub_fetches_its_repository_and_only_the_checkpoi
     """Through the real huggingface_hub client and a loopback Hub: the id names the repository, and only the
     checkpoint's files are fetched (not the repository's README or training log)."""
     folder = tmp_path / "served"
-    save_checkpoint(with_text_vectors(), folder)
+    ckpt = with_text_vectors()
+    ckpt.test_split = TestSplit(np.zeros((2, 512), np.float16), np.array([0, 2]), ["t0", "t1"])  # every part
+    save_checkpoint(ckpt, folder)
     (folder / "README.md").write_text("---\nlibrary_name: kda\n---\n")
     (folder / "train_log.jsonl").write_text("{}\n")
     hub = LoopbackHub({"someone/tiny-kda": folder, "someone/other": tmp_path})
