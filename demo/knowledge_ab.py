@@ -16,10 +16,11 @@ from demo.state import Visitor
 from kda.knowledge_ab import Comparison
 from kda.studio import Studio
 
-METRICS = (("S (seen)", "seen"), ("U (unseen)", "unseen"), ("HM", "hm"), ("ZSL", "zsl"))
-METRIC_COLUMNS = ["metric (%)", "checkpoint's knowledge", "your knowledge", "change"]
-CLASS_COLUMNS = ["class", "seen/unseen", "edited", "test videos", "checkpoint's knowledge", "yours", "change"]
-MOVE_COLUMNS = ["test videos", "of class", "predicted with the checkpoint's knowledge", "predicted with yours"]
+METRICS = (("S", "seen"), ("U", "unseen"), ("HM", "hm"), ("ZSL", "zsl"))
+# Short headers, so that every column fits a phone's width; the tables' labels say what "checkpoint" means.
+METRIC_COLUMNS = ["metric", "checkpoint", "yours", "change"]
+CLASS_COLUMNS = ["class", "videos", "checkpoint", "yours", "change"]
+MOVE_COLUMNS = ["videos", "of class", "were predicted", "now predicted"]
 MOVES_SHOWN = 20  # the largest moves in the table; the JSON has them all
 
 
@@ -33,8 +34,8 @@ def signed(x: float | None) -> str:
     return "" if x is None else f"{x:+.2f}"
 
 
-def percent(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
+def percent(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def metrics_rows(comparison: Comparison) -> list[list[str]]:
@@ -45,13 +46,11 @@ def metrics_rows(comparison: Comparison) -> list[list[str]]:
 def class_rows(comparison: Comparison) -> list[list]:
     return [
         [
-            c.name,
-            "seen" if c.seen else "unseen",
-            "yes" if c.edited else "",
+            f"{c.name} ({'seen' if c.seen else 'unseen'}{', edited' if c.edited else ''})",
             c.videos,
-            percent(c.checkpoint),
-            percent(c.now),
-            signed(c.change) if c.videos else "",
+            percent(c.checkpoint, 0),  # whole percents: a class has tens of test videos, and a phone has no room
+            percent(c.now, 0),
+            f"{c.change:+.0f}" if c.videos else "",
         ]
         for c in comparison.classes
     ]
@@ -112,17 +111,31 @@ def build(studio: Studio) -> ABPanel | None:
             elem_id="ab-off",
         )
         return None
-    with gr.Accordion("Knowledge A/B on the benchmark: your knowledge against the checkpoint's", open=True):
+    with gr.Accordion(
+        "Knowledge A/B on the benchmark: your knowledge against the checkpoint's", elem_id="knowledge-ab"
+    ):
         headline = gr.Markdown(elem_id="ab-summary")
-        metrics = gr.Dataframe(headers=METRIC_COLUMNS, interactive=False, label="Test metrics (GZSL S, U, HM; ZSL)")
+        metrics = gr.Dataframe(
+            headers=METRIC_COLUMNS,
+            interactive=False,
+            column_widths=["25%", "27%", "24%", "24%"],
+            label="Test metrics (%) under the checkpoint's knowledge and under yours: GZSL seen (S), unseen (U) "
+            "accuracy and their harmonic mean (HM); ZSL, unseen videos among unseen classes",
+        )
         classes = gr.Dataframe(
             headers=CLASS_COLUMNS,
             interactive=False,
             wrap=True,
-            label="Per-class GZSL accuracy (%) of the classes you edited and the classes they take from or lose to",
+            column_widths=["34%", "14%", "20%", "16%", "16%"],
+            label="GZSL accuracy (%) of each class's test videos: the classes you edited, and the classes they "
+            "take videos from or lose them to",
         )
         moves = gr.Dataframe(
-            headers=MOVE_COLUMNS, interactive=False, wrap=True, label="Test videos whose prediction moved"
+            headers=MOVE_COLUMNS,
+            interactive=False,
+            wrap=True,
+            column_widths=["13%", "29%", "29%", "29%"],
+            label=f"Test videos whose prediction moved (the {MOVES_SHOWN} largest moves; the JSON has them all)",
         )
         with gr.Accordion("As JSON (the /knowledge_ab endpoint, and `kda evaluate --knowledge`)", open=False):
             as_json = gr.JSON(label="Knowledge A/B")

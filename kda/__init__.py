@@ -21,6 +21,7 @@ PUBLIC_API = {
     "Prediction": "kda.prediction",
     "ClassScore": "kda.prediction",
     "KnowledgeSession": "kda.knowledge.session",
+    "KnowledgeAB": "kda.knowledge_ab",  # a checkpoint's test split under edited knowledge (Studio.compare_knowledge)
     "load_checkpoint": "kda.checkpoint",
     "save_checkpoint": "kda.checkpoint",
     "Checkpoint": "kda.checkpoint",

@@ -120,7 +120,9 @@ class Studio:
                 "prediction here."
             )
         else:
-            zero_shot = " The zero-shot scores beside an upload's prediction run CLIP on random weights: they mean nothing."
+            zero_shot = (
+                " The zero-shot scores beside an upload's prediction run CLIP on random weights: they mean nothing."
+            )
         if not self.offline:
             return "" if self.zero_shot_weights == "pretrained" else zero_shot.strip()
         ckpt = self.checkpoint

@@ -34,7 +34,7 @@ GZSL, ZSL = "GZSL: all classes", "ZSL: unseen classes only"
 EXAMPLES = ROOT / "assets" / "examples"
 ENDPOINTS = {
     "/classify", "/classify_sample", "/edit", "/regenerate", "/add_class", "/undo", "/reset",
-    "/similarity", "/margins", "/embeddings", "/export_knowledge", "/import_knowledge",
+    "/similarity", "/margins", "/embeddings", "/export_knowledge", "/import_knowledge", "/knowledge_ab",
 }  # fmt: skip
 MAX_UPLOAD_MB, MAX_VIDEO_S = 1, 10  # small caps for this server, so both limits are testable
 LLM_MISSING = llm_missing_reason()

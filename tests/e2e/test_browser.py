@@ -125,6 +125,7 @@ def test_upload_classify_edit_and_every_tab(page):
     page.get_by_role("button", name="Save edit").click()
     page.locator("#knowledge-status").get_by_text("Saved").wait_for()
     expect(page.get_by_label("Introduction description")).to_have_value(PASTA[0])
+    page.locator("#ab-summary").get_by_text("1 class(es) edited").wait_for()  # the A/B panel followed the edit
     shoot(page, "knowledge")
     open_tab(page, "Classify")
     page.wait_for_function(

@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from checkpoint_factory import with_text_vectors
 from hub_server import LoopbackHub, hub_env
 
-from kda.checkpoint import FILES, resolve, save_checkpoint
+from kda.checkpoint import FILES, TestSplit, resolve, save_checkpoint
 from kda.knowledge import (
     DEFAULT_TEXT_ENCODER,
     OFFLINE_TEXT_ENCODER,
@@ -28,7 +29,9 @@ def test_a_checkpoint_id_on_the_hub_fetches_its_repository_and_only_the_checkpoi
     """Through the real huggingface_hub client and a loopback Hub: the id names the repository, and only the
     checkpoint's files are fetched (not the repository's README or training log)."""
     folder = tmp_path / "served"
-    save_checkpoint(with_text_vectors(), folder)
+    ckpt = with_text_vectors()
+    ckpt.test_split = TestSplit(np.zeros((2, 512), np.float16), np.array([0, 2]), ["t0", "t1"])  # every part
+    save_checkpoint(ckpt, folder)
     (folder / "README.md").write_text("---\nlibrary_name: kda\n---\n")
     (folder / "train_log.jsonl").write_text("{}\n")
     hub = LoopbackHub({"someone/tiny-kda": folder, "someone/other": tmp_path})
