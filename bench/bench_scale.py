@@ -6,7 +6,7 @@
 * peak RSS of extracting a 10-minute 1080p video in a fresh process (frames are decoded one clip at a time;
   the C3D cap is stated), against the peak RSS of a process that only loads the backbones.
 
-Prints figures and ratios; asserts nothing. Needs ffmpeg. Run: python bench/bench_scale.py [--quick]
+Prints figures and ratios, the throughputs through bench/record.py; asserts nothing. Needs ffmpeg. Run: python bench/bench_scale.py [--quick]
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from record import figure  # noqa: E402
 
 from kda.media.pipeline import ExtractOptions, Networks, extract_many, video_inputs  # noqa: E402
 
@@ -61,9 +63,9 @@ def throughput(paths: dict, options: ExtractOptions, networks: Networks) -> None
         rates[workers] = (len(paths) / seconds, clips / seconds)
         base = rates[0][0]
         label = "one at a time (0 workers)" if workers == 0 else f"{workers} decoding worker(s)"
-        print(
-            f"  {label:<28} {rates[workers][0]:6.3f} videos/s  {rates[workers][1]:6.2f} clips/s  x{rates[workers][0] / base:.2f}"
-        )
+        print(f"  {label:<28} {rates[workers][1]:6.2f} clips/s")
+        figure(f"extract_many, {label}", rates[workers][0], "videos/s", baseline=base,
+               baseline_what="one at a time (0 workers)")  # fmt: skip
     start = time.perf_counter()
     for path in paths.values():
         for _ in video_inputs(path, options, CLIPS):
@@ -103,9 +105,10 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        paths = {f"v{i}": make_video(folder / f"v{i}.mp4", "640x360", SECONDS, i) for i in range(VIDEOS)}
+        videos = VIDEOS // 2 if quick else VIDEOS  # three passes over them: minutes on 2 busy cores
+        paths = {f"v{i}": make_video(folder / f"v{i}.mp4", "640x360", SECONDS, i) for i in range(videos)}
         options = ExtractOptions("cls", max_clips=CLIPS, max_examples=8)
-        print(f"throughput: {VIDEOS} videos of {SECONDS} s 360p, {CLIPS} C3D clips each, offline weights, CPU")
+        print(f"throughput: {videos} videos of {SECONDS} s 360p, {CLIPS} C3D clips each, offline weights, CPU")
         throughput(paths, options, Networks("cls", "offline"))
         if quick:
             return

@@ -46,13 +46,18 @@ class Bench:
 # In the order they run: the costliest last, so that a slow machine still records the cheap ones.
 BENCHES = (
     Bench("bench_beta_search", limit_s=120),
-    Bench("bench_knowledge", limit_s=120),
-    Bench("bench_analysis", limit_s=240),
-    Bench("bench_extract", limit_s=180),
+    Bench("bench_knowledge", limit_s=180),
+    Bench("bench_analysis", limit_s=300),
+    Bench("bench_extract", limit_s=240),
     Bench("bench_scale", full=("--quick",), limit_s=240),  # its 10-minute 1080p video alone takes minutes
     Bench("bench_studio", limit_s=240),
-    Bench("bench_train", limit_s=420),
-    Bench("bench_app", full=("--starts", "2", "--repeat", "3", "--cheap", "5"), limit_s=420),
+    Bench("bench_train", limit_s=480),
+    Bench(
+        "bench_app",
+        ("--starts", "2", "--repeat", "3", "--cheap", "5"),
+        ("--starts", "1", "--repeat", "1", "--cheap", "2"),
+        420,
+    ),
     Bench("bench_load", limit_s=480),
     Bench("gpu_check", full=(), quick=(), limit_s=300),
 )
@@ -143,7 +148,11 @@ def run_bench(bench: Bench, quick: bool) -> dict:
         lines: list[str] = []
         reader = threading.Thread(target=echo, args=(process.stdout, lines), daemon=True)
         reader.start()
-        status, rc, peak = wait(process, limit)
+        try:
+            status, rc, peak = wait(process, limit)
+        except BaseException:  # Ctrl-C or SIGTERM: the bench and its app servers go too
+            stop(process)
+            raise
         seconds = time.monotonic() - start
         reader.join(10)
         figures = [json.loads(line) for line in record.read().splitlines() if line.strip()]
@@ -207,6 +216,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", metavar="BENCH", help="these benches only (script names)")
     parser.add_argument("--out", type=Path, help="the results file (default: bench/results/<UTC time>.json)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # stops the running bench too
     known = {b.script for b in BENCHES}
     if args.only and (unknown := sorted(set(args.only) - known)):
         parser.error(f"unknown bench(es) {unknown}; known: {sorted(known)}")
