@@ -94,8 +94,10 @@ def class_choices(visitor: Visitor) -> list[tuple[str, str]]:
 
 def markdown_text(value: object) -> str:
     """`value` (a class or file name, or any text that holds one) for a Markdown component, shown as the
-    characters it is: Markdown's punctuation backslash-escaped, then HTML's three specials as entities."""
-    escaped = re.sub(r"([\\`*_{}\[\]()#+\-.!|~:])", r"\\\1", str(value))
+    characters it is: the punctuation that makes Markdown markup inside a line backslash-escaped (emphasis,
+    code, links, images and bare URLs, strike-through, headings), then HTML's three specials as entities.
+    Plain punctuation stays as it is, so API callers read the same sentence."""
+    escaped = re.sub(r"([\\`*_\[\]~#]|:(?=//))", r"\\\1", str(value))
     return html.escape(escaped, quote=False)
 
 
