@@ -120,13 +120,14 @@ def test_upload_classify_edit_and_every_tab(page):
     picker.fill(top)
     page.get_by_role("option", name=top, exact=False).first.click()
     expect(page.get_by_label("Name (encoded as the first text)")).to_have_value(top)  # the editor shows it
+    shoot(page, "knowledge")  # the checkpoint's own knowledge, before any edit
     for aspect, text in zip(("Introduction", "Visual", "Auditory"), PASTA, strict=True):
         page.get_by_label(f"{aspect} description").fill(text)
     page.get_by_role("button", name="Save edit").click()
     page.locator("#knowledge-status").get_by_text("Saved").wait_for()
     expect(page.get_by_label("Introduction description")).to_have_value(PASTA[0])
     page.locator("#ab-summary").get_by_text("1 class(es) edited").wait_for()  # the A/B panel followed the edit
-    shoot(page, "knowledge")
+    shoot(page, "knowledge-ab")  # the A/B panel after a misleading edit
     open_tab(page, "Classify")
     page.wait_for_function(
         "before => document.querySelector('#top-classes').innerText !== before", arg=before, timeout=TIMEOUT_MS
@@ -166,6 +167,6 @@ def test_a_refusal_speaks_once_in_the_status_line_and_marks_no_output(page):
 
     # A subset of chosen classes waits for two of them and says so, instead of an error over the chooser.
     open_tab(page, "Heatmaps")
-    page.get_by_label("classes chosen below").check()
+    page.get_by_role("radio", name="classes chosen below").check()
     page.locator("#heatmap-status").get_by_text("Choose two or more classes below").wait_for()
     assert error_badges(page) == 0
