@@ -1,7 +1,7 @@
 """Time the Heatmaps and Embeddings tabs' analysis: t-SNE of 500, 2,000 and 5,000 points (512-d), first call
-(with its peak memory, against scikit-learn's default t-SNE on the same points) and cached (the budget: 2,000
-points under 10 s on 2 cores, cached per input), PCA, the four maps at once, and the heatmaps' cluster order.
-t-SNE figures go to bench/record.py.
+(with its peak memory; against scikit-learn's default t-SNE on the same 500 points, the larger maps against the
+size before them) and cached (the budget: 2,000 points under 10 s on 2 cores, cached per input), PCA, the four
+maps at once, and the heatmaps' cluster order. t-SNE and PCA figures go to bench/record.py.
 
     python bench/bench_analysis.py [--sizes 500 2000 5000] [--dim 512] [--threads 1] [--no-default] [--quick]
 """
