@@ -106,7 +106,7 @@ def test_classify_features_matches_kda_evaluate(tmp_path, ucf_synth):
 
     out = tmp_path / "ck"
     assert (
-        main(["train", "--root", str(ucf_synth), "--dataset", "UCF", "--epochs", "2", "--quiet", "--out", str(out)])
+        main(["train", "--root", str(ucf_synth), "--dataset", "UCF", "--epochs", "1", "--quiet", "--out", str(out)])
         == 0
     )
     assert (
