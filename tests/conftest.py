@@ -7,6 +7,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
+# One thread for torch and BLAS: the tests' models are small, and on a 2-core machine two threads each made the
+# fast loop about twice as slow (117 s against 64 s); subprocesses inherit it. Set it to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from llm_server import pytest_runtest_makereport  # noqa: E402, F401 (a hook: reports name a dead LLM server)
 
