@@ -7,6 +7,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
+# One thread for torch and BLAS: the tests' models are small, and on a 2-core machine two threads each made the
+# fast loop about twice as slow (117 s against 64 s); subprocesses inherit it. Set it to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from llm_server import pytest_runtest_makereport  # noqa: E402, F401 (a hook: reports name a dead LLM server)
 
@@ -127,15 +130,23 @@ def saved(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def studio():
-    """The bundled demo checkpoint, loaded once (a studio is shared by its visitors: give each test its own
-    session, and never change the studio itself)."""
+def minilm():
+    """The real text encoder all-MiniLM-L6-v2, loaded once (tests read its counters as differences)."""
+    from kda.knowledge import MINILM_TEXT_ENCODER, load_text_encoder
+
+    return load_text_encoder(MINILM_TEXT_ENCODER)
+
+
+@pytest.fixture(scope="session")
+def studio(minilm):
+    """The bundled demo checkpoint, loaded once with `minilm` as its text encoder (a studio is shared by its
+    visitors: give each test its own session, and never change the studio itself)."""
     from kda.studio import Studio
 
     demo = Path(__file__).resolve().parents[1] / "checkpoints" / "demo-ucf-cls"
     if not demo.is_dir():
         pytest.skip("no demo checkpoint: run `make checkpoint`")
-    return Studio.load(demo, max_clips=1, max_examples=4)
+    return Studio.load(demo, max_clips=1, max_examples=4, text_encoder=minilm)
 
 
 @pytest.fixture(scope="session")

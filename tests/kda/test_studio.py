@@ -13,7 +13,6 @@ import torch
 
 from kda.checkpoint import load_checkpoint
 from kda.errors import KdaError
-from kda.knowledge import load_text_encoder
 from kda.knowledge.class_matrix import load_class_matrix
 from kda.knowledge.store import KnowledgeError, save_knowledge
 from kda.losses import adaptive_margins
@@ -107,7 +106,7 @@ def test_classify_features_matches_kda_evaluate(tmp_path, ucf_synth):
 
     out = tmp_path / "ck"
     assert (
-        main(["train", "--root", str(ucf_synth), "--dataset", "UCF", "--epochs", "2", "--quiet", "--out", str(out)])
+        main(["train", "--root", str(ucf_synth), "--dataset", "UCF", "--epochs", "1", "--quiet", "--out", str(out)])
         == 0
     )
     assert (
@@ -184,24 +183,18 @@ def test_classify_videos_notes_and_bad_files(studio, media_files, tmp_path):
         studio.classify(text)
 
 
-def test_not_editable_without_texts_says_why(tmp_path, ucf_synth):
-    from kda.cli import main
+def test_not_editable_without_texts_says_why(tiny_checkpoint):
     from kda.knowledge.session import NotEditableError
 
-    out = tmp_path / "ck"
-    assert (
-        main(["train", "--root", str(ucf_synth), "--dataset", "UCF", "--epochs", "1", "--quiet", "--out", str(out)])
-        == 0
-    )
-    session = Studio.load(out).new_session()
+    session = Studio.load(tiny_checkpoint).new_session()
     assert not session.editable
     with pytest.raises(NotEditableError, match="knowledge vectors without their texts"):
         session.edit(session.class_ids[0], ["a new text"])
     assert isinstance(NotEditableError("x"), KdaError)
 
 
-def test_text_encoder_of_the_demo_is_the_real_minilm():
-    encoder = load_text_encoder("sentence-transformers/all-MiniLM-L6-v2")
+def test_text_encoder_of_the_demo_is_the_real_minilm(minilm):
+    encoder = minilm  # loaded by its id, sentence-transformers/all-MiniLM-L6-v2
     ckpt = load_checkpoint(DEMO)
     row = ckpt.class_ids.index("ApplyLipstick")
     mean = encoder.encode(ckpt.knowledge.texts("ApplyLipstick")).mean(axis=0)

@@ -40,6 +40,9 @@ from kda.train import (
     train,
 )
 
+# A small network keeps dozens of epochs to a few seconds; the protocol does not depend on its size.
+SMALL = {"audio_hidden": 16, "visual_hidden": 16, "width": 16, "heads": 2, "head_dim": 4, "ff_hidden": 8}
+
 
 @pytest.fixture(scope="module")
 def setup(ucf_synth):
@@ -51,7 +54,7 @@ def setup(ucf_synth):
 def run(setup, **overrides):
     bench, kv = setup
     cfg = TrainConfig(**{"epochs": 3, "batch_size": 64, **overrides})
-    return train(bench, kv, get_setting("cls").model_config(), loss_preset("kda"), cfg, progress=False)
+    return train(bench, kv, get_setting("cls").model_config(**SMALL), loss_preset("kda"), cfg, progress=False)
 
 
 def test_two_stage_protocol_selects_on_validation(setup):
@@ -200,10 +203,6 @@ def test_reference_samples_are_distinct_videos_of_each_class_drawn_with_the_seed
     assert len(set(everything.urls)) == len(everything.urls) == 4 * len(ids)
     assert reference_samples(evaluation, bench.classes, ids, 1, seed=1).labels.tolist() == list(range(len(ids)))
     assert reference_samples(evaluation, bench.classes, ids, 0, seed=1) is None
-
-
-# A small network keeps dozens of epochs to a few seconds; the protocol does not depend on its size.
-SMALL = {"audio_hidden": 16, "visual_hidden": 16, "width": 16, "heads": 2, "head_dim": 4, "ff_hidden": 8}
 
 
 EMBED = 16

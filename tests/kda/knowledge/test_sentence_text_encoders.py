@@ -23,11 +23,6 @@ UCF = Path(__file__).resolve().parents[3] / "assets" / "knowledge" / "ucf.json"
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    return load_text_encoder(MINILM_TEXT_ENCODER)
-
-
-@pytest.fixture(scope="module")
 def ucf():
     return load_knowledge(UCF)
 
