@@ -71,30 +71,25 @@ def build_app(studio: Studio, settings: Settings) -> gr.Blocks:
             with gr.Tab("Embeddings") as embeddings_page:
                 embeddings_tab = embeddings.build(studio, state)
         pages = {"heatmaps": (heatmaps_page, heatmaps_tab), "embeddings": (embeddings_page, embeddings_tab)}
-        knowledge_changed(studio, state, knowledge_tab.changes, classify_tab, pages)
+        knowledge_changed(studio, state, knowledge_tab, classify_tab, pages)
         tabs.select(None, js=RESIZE_ON_SELECT)
         first = [state, classify_tab.sample, classify_tab.top_k, classify_tab.mode]
         shown = [*classify_tab.panel_outputs, classify_tab.details, state]
         app.load(bind(classify.first_view, studio), first, shown, api_visibility="private")
-        if knowledge_tab.ab is not None:
-            knowledge_ab_follows(app, studio, state, knowledge_tab)
+        if knowledge_tab.ab is not None:  # drawn when the page opens, too: that event is the `/knowledge_ab` endpoint
+            app.load(bind(knowledge_tab.ab.draw, studio), [state], knowledge_tab.ab.outputs, api_name="knowledge_ab")
     return app
 
 
-def knowledge_ab_follows(app: gr.Blocks, studio: Studio, state: gr.State, tab: knowledge.KnowledgeTab) -> None:
-    """The A/B panel is drawn when the page opens (the checkpoint's knowledge, or the visitor's) and after every
-    knowledge change; that page-open event is also the `/knowledge_ab` endpoint."""
-    draw = bind(tab.ab.draw, studio)
-    app.load(draw, [state], tab.ab.outputs, api_name="knowledge_ab")
-    for change in tab.changes:
-        change.success(draw, [state], tab.ab.outputs, api_visibility="private")
-
-
 def knowledge_changed(
-    studio: Studio, state: gr.State, changes: list, classify_tab: classify.ClassifyTab, pages: dict[str, tuple]
+    studio: Studio,
+    state: gr.State,
+    knowledge_tab: knowledge.KnowledgeTab,
+    classify_tab: classify.ClassifyTab,
+    pages: dict[str, tuple],
 ) -> None:
-    """The one fan-out after the events that change a visitor's knowledge (`changes`) to the tabs that depend
-    on it: the Classify panel, and `pages` (name -> (its gr.Tab, the tab with its draw, inputs and outputs)).
+    """The one fan-out after the events that change a visitor's knowledge (`knowledge_tab.changes`) to what
+    depends on it: the Classify panel, the Knowledge tab's own A/B panel (where the checkpoint has a test split), and `pages` (name -> (its gr.Tab, the tab with its draw, inputs and outputs)).
 
     The rule, the same for every tab: what is on screen updates with the change; a hidden tab is not drawn (no
     work for what nobody sees) but is stale from then on, and redraws when it is next selected. (A plot that
@@ -107,8 +102,10 @@ def knowledge_changed(
     change's result: the table, the editor and the re-scored prediction (what the API returns). The Classify
     panel shows that same prediction, the one thing an edit changes that a visitor watches, so it updates with
     the change rather than waiting to be selected: it is the change's result, not a drawing of the knowledge."""
-    for change in changes:
+    for change in knowledge_tab.changes:
         change.success(classify.panel, [state, classify_tab.mode], classify_tab.panel_outputs, api_visibility="private")
+        if knowledge_tab.ab is not None:  # on the tab on screen, so drawn with the change
+            change.success(bind(knowledge_tab.ab.draw, studio), [state], knowledge_tab.ab.outputs, api_visibility="private")
     for name, (page, tab) in pages.items():
         handler = bind(when_stale(name, tab.draw, len(tab.outputs)), studio)
         page.select(handler, tab.inputs, tab.outputs, api_visibility="private")

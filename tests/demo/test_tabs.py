@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from demo import classify, embeddings, heatmaps, knowledge
+from demo import classify, embeddings, heatmaps, knowledge, knowledge_ab
 from demo.guards import bind
 from demo.settings import NO_LLM, Settings
 from demo.state import Visitor, prediction_dict
@@ -149,8 +149,9 @@ def test_the_knowledge_fan_out_updates_the_prediction_and_leaves_hidden_tabs_to_
     names = {"edit", "regenerate", "add_class", "undo", "reset", "import_knowledge"}
     changes = {i for i, fn in app.fns.items() if fn.api_name in names}
     assert len(changes) == len(names)
-    after = [fn for fn in app.fns.values() if fn.trigger_after in changes]
-    assert len(after) == len(changes) and all(fn.fn is classify.panel for fn in after)  # the panel, nothing else
+    after = [inspect.unwrap(fn.fn) for fn in app.fns.values() if fn.trigger_after in changes]
+    assert after.count(classify.panel) == after.count(inspect.unwrap(knowledge_ab.draw)) == len(changes)
+    assert len(after) == 2 * len(changes)  # the Classify panel and the A/B panel on the Knowledge tab, nothing else
     selected = [inspect.unwrap(fn.fn) for fn in app.fns.values() if any(e == "select" for _, e in fn.targets)]
     assert inspect.unwrap(heatmaps.draw) in selected and inspect.unwrap(embeddings.draw_tab) in selected
 
@@ -167,18 +168,19 @@ class Recorder:
 
 @needs_demo
 def test_the_tab_opens_with_a_reference_sample_and_an_upload_says_next_to_its_result_that_it_means_nothing(studio):
-    label, notes, bars, modality, details, visitor = classify.first_view(studio, None, 0, 5, classify.GZSL)
+    label, notes, bars, modality, zero_shot, details, visitor = classify.first_view(studio, None, 0, 5, classify.GZSL)
     assert notes.startswith("**Source:** reference sample") and classify.MEANS_NOTHING not in notes
-    assert details["source"].startswith("reference sample") and len(label) == 5
-    assert classify.first_view(studio, visitor, 0, 5, classify.GZSL)[:5] == (gr.skip(),) * 5  # a page kept open
+    assert details["source"].startswith("reference sample") and len(label) == 5 and zero_shot is None  # no frames
+    assert classify.first_view(studio, visitor, 0, 5, classify.GZSL)[:6] == (gr.skip(),) * 6  # a page kept open
     progress = Recorder()
     video = str(Path(__file__).resolve().parents[2] / "assets" / "examples" / "pattern_tone_440.mp4")
     _, notes, *_ = classify.classify(studio, visitor, video, 3, classify.GZSL, progress=progress)
-    assert notes.startswith(f"{classify.MEANS_NOTHING}\n\n**Source:** pattern\\_tone\\_440\\.mp4")
+    assert notes.startswith(f"{classify.MEANS_NOTHING}\n\n**Source:** pattern\\_tone\\_440.mp4")
     stages = [desc for i, (_, desc) in enumerate(progress.heard) if i == 0 or desc != progress.heard[i - 1][1]]
+    zero_shot = classify.STAGES["zero-shot"]
     assert stages in (
-        ["visual features", "audio features"],
-        [classify.STAGES["networks"], "visual features", "audio features"],  # the first video of the server
+        ["visual features", "audio features", zero_shot],
+        [classify.STAGES["networks"], "visual features", "audio features", zero_shot],  # the server's first video
     )
 
 
