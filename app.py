@@ -105,7 +105,9 @@ def knowledge_changed(
     for change in knowledge_tab.changes:
         change.success(classify.panel, [state, classify_tab.mode], classify_tab.panel_outputs, api_visibility="private")
         if knowledge_tab.ab is not None:  # on the tab on screen, so drawn with the change
-            change.success(bind(knowledge_tab.ab.draw, studio), [state], knowledge_tab.ab.outputs, api_visibility="private")
+            change.success(
+                bind(knowledge_tab.ab.draw, studio), [state], knowledge_tab.ab.outputs, api_visibility="private"
+            )
     for name, (page, tab) in pages.items():
         handler = bind(when_stale(name, tab.draw, len(tab.outputs)), studio)
         page.select(handler, tab.inputs, tab.outputs, api_visibility="private")
