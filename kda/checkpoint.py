@@ -17,6 +17,7 @@ config.json:
                       before it stored {"texts": {class id: [name, texts...]}}, still read.
     beta              calibrated-stacking offset chosen on validation
     provenance        dataset, root, protocol, loss and training settings, date, kda version
+    files             {file name: SHA-256} of every .safetensors file saved with it, checked on loading
     metrics           {"validation": GZSLResult, "test": GZSLResult, "best_epoch": int}
 model.safetensors: the network's state dict plus the class matrix t_c (C, E) as `knowledge.embeddings`.
 text_embeddings.safetensors: `vectors` (T, E), the vector of every knowledge text (t_c is the mean of its
@@ -44,7 +45,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from kda.errors import KdaError
-from kda.files import HUB_PREFIX, split_hub_id
+from kda.files import HUB_PREFIX, sha256_of, split_hub_id
 from kda.knowledge.class_matrix import FORMS, TextVectors, check_form, infer_form
 from kda.knowledge.store import ASPECTS, ClassKnowledge, Description, Knowledge, KnowledgeError, parse_knowledge
 from kda.model import KDAModel, ModelConfig
@@ -173,7 +174,9 @@ def save_checkpoint(ckpt: Checkpoint, folder: str | Path) -> Path:
         save_test_split(ckpt.test_split, folder / "test_split.safetensors")
     if ckpt.text_vectors is not None and ckpt.text_vectors.vectors:
         save_text_vectors(ckpt.text_vectors, folder / "text_embeddings.safetensors")
-    (folder / "config.json").write_text(json.dumps(ckpt.config(), indent=1, ensure_ascii=False) + "\n")
+    written = [folder / name for name in FILES if name.endswith(".safetensors") and (folder / name).is_file()]
+    config = {**ckpt.config(), "files": {path.name: sha256_of(path) for path in written}}
+    (folder / "config.json").write_text(json.dumps(config, indent=1, ensure_ascii=False) + "\n")
     return folder
 
 
@@ -264,9 +267,31 @@ def read_config(folder: Path) -> dict:
     return config
 
 
+def check_files(folder: Path, config: dict) -> None:
+    """Every tensor file config.json lists, where present, is the very file saved with it: a file overwritten
+    after saving, even one whose header still reads, would otherwise load and answer nonsense. (A missing
+    optional file is allowed, as before; a missing model.safetensors fails where it is read.) Checkpoints saved
+    before digests were recorded list none."""
+    files = config.get("files", {})
+    if not isinstance(files, dict):
+        raise CheckpointError(f"{folder}/config.json: 'files' must map file names to SHA-256 digests")
+    for name, digest in files.items():
+        path = folder / Path(str(name)).name  # a name, never a path out of the folder
+        if not path.is_file():
+            continue
+        actual = sha256_of(path)
+        if actual != digest:
+            raise CheckpointError(
+                f"{path} is not the file this checkpoint was saved with (SHA-256 {actual[:16]}..., config.json "
+                f"records {str(digest)[:16]}...): it was changed or damaged after saving; restore it or save the "
+                "checkpoint again"
+            )
+
+
 def load_checkpoint(location: str | Path) -> Checkpoint:
     folder = resolve(location)
     config = read_config(folder)
+    check_files(folder, config)
     try:
         tensors = load_file(str(folder / "model.safetensors"))
     except (FileNotFoundError, SafetensorError, OSError) as e:

@@ -42,3 +42,15 @@ def with_text_vectors():
     vectors = np.random.default_rng(1).normal(size=(len(TEXTS), 512))  # float64: stored as float32
     ckpt.text_vectors = TextVectors("enc-x", "f1nger", dict(zip(TEXTS, vectors, strict=True)))
     return ckpt
+
+
+def forget_digests(folder) -> None:
+    """Make a saved checkpoint one from before weight digests were recorded (config.json lists no files), so a
+    test can damage a file and see what reading it says, not the digest check that would stop it first."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / "config.json"
+    config = json.loads(path.read_text())
+    del config["files"]
+    path.write_text(json.dumps(config))

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from checkpoint_factory import TEXTS, make_checkpoint, with_text_vectors
+from checkpoint_factory import TEXTS, forget_digests, make_checkpoint, with_text_vectors
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
@@ -74,6 +74,7 @@ def test_knowledge_and_samples_must_match_the_classes(tmp_path):
 
 def test_mismatch_errors_name_what_differs(tmp_path):
     save_checkpoint(make_checkpoint(), tmp_path / "ck")
+    forget_digests(tmp_path / "ck")
 
     bad = tmp_path / "dims"
     shutil.copytree(tmp_path / "ck", bad)
@@ -108,6 +109,7 @@ def test_unreadable_or_foreign_files_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match=rf"^{re.escape(str(tmp_path))} has no config.json"):
         load_checkpoint(tmp_path)
     save_checkpoint(make_checkpoint(), tmp_path / "ck")
+    forget_digests(tmp_path / "ck")
     (tmp_path / "ck" / "model.safetensors").write_bytes(b"\x80\x04pickle?")
     model = re.escape(str(tmp_path / "ck" / "model.safetensors"))
     # the reason is safetensors' own: the pickle's first bytes are no header
@@ -142,6 +144,7 @@ def test_empty_text_vectors_write_no_file(tmp_path):
 
 def damaged_text_vectors(tmp_path, tensors=None, metadata=None, raw=None):
     save_checkpoint(with_text_vectors(), tmp_path / "ck")
+    forget_digests(tmp_path / "ck")
     path = tmp_path / "ck" / "text_embeddings.safetensors"
     if raw is not None:
         path.write_bytes(raw)
@@ -202,6 +205,7 @@ def test_samples_keep_their_split_dtype_and_a_single_class(tmp_path):
 
 def test_samples_without_a_split_are_the_test_split(tmp_path):
     save_checkpoint(make_checkpoint(), tmp_path / "ck")
+    forget_digests(tmp_path / "ck")
     path = tmp_path / "ck" / "samples.safetensors"
     save_file(load_file(str(path)), str(path), metadata={"format": "kda-samples/1", "urls": json.dumps(list("abcd"))})
     assert load_checkpoint(tmp_path / "ck").samples.split == "stage_2_test"
@@ -243,6 +247,7 @@ def test_samples_that_do_not_fit_the_checkpoint(tmp_path, edit, shapes):
 
 def test_samples_file_that_cannot_be_read(tmp_path):
     save_checkpoint(make_checkpoint(), tmp_path / "ck")
+    forget_digests(tmp_path / "ck")
     (tmp_path / "ck" / "samples.safetensors").write_bytes(b"garbage")
     path = re.escape(str(tmp_path / "ck" / "samples.safetensors"))
     with pytest.raises(
@@ -420,6 +425,7 @@ def damaged(saved, tmp_path, edit_config=None, edit_tensors=None):
         edit_config(config)
         (folder / "config.json").write_text(json.dumps(config))
     if edit_tensors is not None:
+        forget_digests(folder)
         tensors = load_file(str(folder / "model.safetensors"))
         edit_tensors(tensors)
         save_file(tensors, str(folder / "model.safetensors"))
@@ -472,3 +478,23 @@ def test_unexpected_and_misshaped_tensors_are_named(saved, tmp_path):
         r"\['extra.weight'\]; shape mismatch position: file \(3, 512\) vs config \(2, 512\)$",
     ):
         load_checkpoint(folder)
+
+
+def test_weights_overwritten_after_saving_are_refused_by_their_digest(saved, tmp_path):
+    """Weights overwritten in the middle keep a readable header and the right shapes: only the digest that
+    config.json records tells them from the saved ones (before digests, such a checkpoint loaded and answered
+    nonsense)."""
+    folder = tmp_path / "ck"
+    shutil.copytree(saved, folder)
+    listed = json.loads((folder / "config.json").read_text())["files"]
+    assert set(listed) == {p.name for p in folder.glob("*.safetensors")} and "model.safetensors" in listed
+    load_checkpoint(folder)
+    path = folder / "model.safetensors"
+    raw = bytearray(path.read_bytes())
+    middle = len(raw) // 2
+    raw[middle : middle + 64] = bytes(64)  # zeros in the middle of the weights; the header untouched
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"model.safetensors is not the file this checkpoint was saved with"):
+        load_checkpoint(folder)
+    forget_digests(folder)
+    assert load_checkpoint(folder).model is not None  # without the digest the damage goes unseen: the point
