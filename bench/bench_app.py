@@ -171,7 +171,7 @@ def bench_classify(studio, client, repeat: int, cheap: int) -> None:
     print(f"  same top class through both: {same}")
 
     api_sample, lib_sample, _, _ = paired(
-        lambda: call(client, 0, TOP_K, GZSL, api_name="/classify_sample"),
+        lambda: call(client, "0", TOP_K, GZSL, api_name="/classify_sample"),
         lambda: studio.classify_sample(0, session, top_k=TOP_K),
         cheap,
         warmup=1,
@@ -181,7 +181,7 @@ def bench_classify(studio, client, repeat: int, cheap: int) -> None:
 
 
 def bench_edit(studio, client, cheap: int) -> None:
-    outputs = call(client, 0, TOP_K, GZSL, api_name="/classify_sample")  # the prediction an edit moves
+    outputs = call(client, "0", TOP_K, GZSL, api_name="/classify_sample")  # the prediction an edit moves
     target = outputs[-1]["gzsl"][0]["class_id"]
     session = studio.new_session()
     texts = [d.text for d in session.entry(target).descriptions]

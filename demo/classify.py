@@ -150,7 +150,8 @@ def limits_text(settings: Settings) -> str:
 
 
 def sample_picker(studio: Studio, lead: bool) -> tuple[gr.Dropdown, gr.Button]:
-    samples = studio.sample_choices() if studio.samples is not None else []
+    # the values are strings: Gradio documents a dropdown's values as strings, so the API accepts what it documents
+    samples = [(text, str(i)) for text, i in studio.sample_choices()] if studio.samples is not None else []
     label = "Start here: a reference sample of the test set (the benchmark's own features)"
     sample = gr.Dropdown(samples, value=samples[0][1] if samples else None, label=label, elem_id="sample-picker")
     button = gr.Button(
@@ -179,7 +180,7 @@ def build(studio: Studio, settings: Settings, state: gr.State) -> ClassifyTab:
                 mode = gr.Radio([GZSL, ZSL], value=GZSL, label="Candidates")
             top = gr.Label(label="Top classes (score)", elem_id="top-classes")
             zero_shot = gr.Label(label=zero_shot_title(studio), elem_id="zero-shot")
-            notes = gr.Markdown(elem_id="prediction-notes")
+            notes = gr.Markdown(label="Notes on the prediction", elem_id="prediction-notes")
     bars = gr.Plot(label="Distance to every class", elem_id="distance-plot", elem_classes="kda-wide-plot")
     modality = gr.Plot(label="Modality contribution", elem_id="modality-plot")
     details = gr.JSON(label="Prediction as JSON (also what the API returns)", open=False)

@@ -95,7 +95,7 @@ def build(studio: Studio, state: gr.State) -> EmbeddingsTab:
             filterable=True,
         )
     draw_button = gr.Button("Draw")
-    note = gr.Markdown(elem_id="embedding-counts")
+    note = gr.Markdown(label="What the maps show", elem_id="embedding-counts")
     with gr.Row(elem_classes="kda-plots"):
         audio, visual = gr.Plot(label="Audio inputs"), gr.Plot(label="Visual inputs")
     with gr.Row(elem_classes="kda-plots"):

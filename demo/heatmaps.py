@@ -87,7 +87,7 @@ def build(studio: Studio, state: gr.State) -> HeatmapsTab:
         label="Classes to show (for 'classes chosen below')",
     )
     draw_button = gr.Button("Draw")
-    status = gr.Markdown(elem_id="heatmap-status")
+    status = gr.Markdown(label="Heatmap status", elem_id="heatmap-status")
     similarity_plot = gr.Plot(label="Knowledge similarity", elem_classes="kda-wide-plot")
     margin_plot = gr.Plot(label="Adaptive margins", elem_classes="kda-wide-plot")
 

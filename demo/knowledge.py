@@ -206,7 +206,7 @@ def build(studio: Studio, settings: Settings, state: gr.State, prediction: gr.JS
             exported = gr.File(label="Exported knowledge", interactive=False, height=90)
             upload = gr.File(label="Import knowledge (kda-knowledge/1 JSON)", file_types=[".json"], height=120)
             load = gr.Button("Import")
-    status = gr.Markdown(elem_id="knowledge-status")
+    status = gr.Markdown(label="What the change did", elem_id="knowledge-status")
     ab = knowledge_ab.build(studio)  # right under the change's message, where its effect on the benchmark shows
     overview = gr.Dataframe(
         table(base),

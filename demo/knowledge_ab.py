@@ -114,7 +114,7 @@ def build(studio: Studio) -> ABPanel | None:
     with gr.Accordion(
         "Knowledge A/B on the benchmark: your knowledge against the checkpoint's", elem_id="knowledge-ab"
     ):
-        headline = gr.Markdown(elem_id="ab-summary")
+        headline = gr.Markdown(label="A/B summary", elem_id="ab-summary")
         metrics = gr.Dataframe(
             headers=METRIC_COLUMNS,
             interactive=False,

@@ -114,7 +114,7 @@ def shipped_texts(class_id: str) -> list[str]:
 
 
 def sample(client, index: int = 0, mode: str = GZSL) -> dict:
-    return details(client.predict(index, 5, mode, api_name="/classify_sample"))
+    return details(client.predict(str(index), 5, mode, api_name="/classify_sample"))
 
 
 def edit(client, class_id: str, *descriptions: str):
@@ -139,6 +139,19 @@ NEW_TEXTS = (
 def test_every_action_has_a_named_endpoint(client):
     named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert set(named) >= ENDPOINTS, ENDPOINTS - set(named)
+    # every input and output is documented by its label, none by a generated name such as `value_21`
+    unlabelled = {
+        (name, part["label"])
+        for name, endpoint in named.items()
+        for part in endpoint["parameters"] + endpoint["returns"]
+        if not part["label"] or part["label"].startswith("value_")
+    }
+    assert not unlabelled, unlabelled
+    # the documented type of a reference sample's index is the one the endpoint accepts
+    (index, *_) = named["/classify_sample"]["parameters"]
+    assert index["python_type"]["type"].startswith("Literal['0', '1', ")
+    first = client.predict("0", 3, GZSL, api_name="/classify_sample")[-1]
+    assert first["source"].startswith("reference sample") and len(first["gzsl"]) == 3
 
 
 def test_classify_an_example_video(client):
@@ -171,7 +184,7 @@ def test_a_video_without_audio_is_classified_on_its_visual_features_and_says_so(
 
 
 def test_classify_a_reference_sample(client):
-    outputs = client.predict(0, 5, GZSL, api_name="/classify_sample")
+    outputs = client.predict("0", 5, GZSL, api_name="/classify_sample")
     prediction = details(outputs)
     assert prediction["source"].startswith("reference sample") and "true class" in prediction["source"]
     assert [s["score"] for s in prediction["gzsl"]] == sorted((s["score"] for s in prediction["gzsl"]), reverse=True)

@@ -91,7 +91,7 @@ def files_under(folder: Path) -> set[Path]:
 def sample_works(app) -> bool:
     """The server still answers: a reference sample is classified through the API."""
     client = app.client()
-    prediction = client.predict(0, 5, GZSL, api_name="/classify_sample")[-1]
+    prediction = client.predict("0", 5, GZSL, api_name="/classify_sample")[-1]
     return len(prediction["gzsl"]) == 5
 
 

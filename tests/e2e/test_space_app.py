@@ -210,7 +210,7 @@ def test_the_space_files_alone_start_the_app_on_the_pinned_checkpoint(hub, tmp_p
             patch.delenv(key)
         server = start_app(tmp_path / "app.log", env=env, python=str(python), folder=folder)
     try:
-        prediction = server.client().predict(0, 5, GZSL, api_name="/classify_sample")[-1]
+        prediction = server.client().predict("0", 5, GZSL, api_name="/classify_sample")[-1]
     finally:
         server.stop()
     assert prediction["source"].startswith("reference sample") and len(prediction["gzsl"]) == 5
