@@ -381,13 +381,17 @@ def legacy_class(texts: list[str]) -> ClassKnowledge:
     return ClassKnowledge(texts[0], tuple(descriptions))
 
 
+def read_tensor_file(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """The metadata and every tensor of a safetensors file (raises SafetensorError or OSError)."""
+    with safe_open(str(path), "pt") as f:
+        return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+
+
 def read_samples(path: Path, cfg: ModelConfig, num_classes: int) -> ReferenceSamples | None:
     if not path.is_file():
         return None
     try:
-        with safe_open(str(path), "pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+        metadata, tensors = read_tensor_file(path)
         samples = ReferenceSamples(
             tensors["audio"].numpy(),
             tensors["visual"].numpy(),
@@ -413,9 +417,7 @@ def read_test_split(path: Path, embed_dim: int, num_classes: int) -> TestSplit |
     if not path.is_file():
         return None
     try:
-        with safe_open(str(path), "pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+        metadata, tensors = read_tensor_file(path)
         if metadata.get("format") != TEST_SPLIT_FORMAT:
             raise ValueError(f"format {metadata.get('format')!r} is not {TEST_SPLIT_FORMAT!r}")
         split = TestSplit(
