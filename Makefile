@@ -14,9 +14,10 @@ test: $(STAMP) system-deps
 	$(PY) -m pytest
 
 # The quick loop while editing: everything but tests/e2e (the app server, the browser, the local LLM, the CLI in a
-# subprocess) and the tests that make and decode media with ffmpeg (marker `media`). `make test` runs them all.
+# subprocess), the tests that make or decode media (marker `media`) and the few with full-size data (`slow`).
+# `make test` runs them all.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q tests/kda tests/demo -m "not media"
+	$(PY) -m pytest -q tests/kda tests/demo -m "not media and not slow"
 
 # The README's tab screenshots, taken by the browser test in Chromium.
 screenshots: $(STAMP) system-deps

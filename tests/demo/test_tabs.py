@@ -167,6 +167,7 @@ class Recorder:
 
 
 @needs_demo
+@pytest.mark.media  # decodes a real video through the extractor
 def test_the_tab_opens_with_a_reference_sample_and_an_upload_says_next_to_its_result_that_it_means_nothing(studio):
     label, notes, bars, modality, zero_shot, details, visitor = classify.first_view(studio, None, 0, 5, classify.GZSL)
     assert notes.startswith("**Source:** reference sample") and classify.MEANS_NOTHING not in notes

@@ -270,6 +270,7 @@ def test_the_studio_scores_an_uploaded_video_and_again_after_an_edit(studio, med
     assert [session.class_ids[i] for i in moved] == [class_id]
 
 
+@pytest.mark.media  # decodes a real video through the extractor
 def test_classify_reports_each_stage_as_it_starts():
     fresh = Studio.load(DEMO, max_clips=2, max_examples=4)  # its extractor's networks are not built yet
     heard = []

@@ -90,6 +90,7 @@ def studio_encoder() -> str:
     return json.loads((DEMO / "config.json").read_text())["text_encoder"]
 
 
+@pytest.mark.slow  # makes the demo's full-size synthetic root again (a subprocess, about 14 s)
 def test_through_the_benchmarks_features_the_same_numbers(studio, demo_root, tmp_path):
     """--root embeds the test videos again (a forward pass); the stored split was made from the same videos."""
     session = edited_session(studio)
