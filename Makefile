@@ -15,9 +15,9 @@ test: $(STAMP) system-deps
 
 # The quick loop while editing: everything but tests/e2e (the app server, the browser, the local LLM, the CLI in a
 # subprocess), the tests that make or decode media (marker `media`) and the few with full-size data (`slow`).
-# `make test` runs them all.
+# `make test` runs them all. Two workers (pytest-xdist), each building the session fixtures once.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q tests/kda tests/demo -m "not media and not slow"
+	$(PY) -m pytest -q -n 2 tests/kda tests/demo -m "not media and not slow"
 
 # The README's tab screenshots, taken by the browser test in Chromium.
 screenshots: $(STAMP) system-deps
