@@ -10,7 +10,8 @@ The test split is synthesised at UCF-GZSL's size (the cls split's stage-2 test: 
   edited description (`session.edit`), then the comparison on a UCF-sized split in its 384 dimensions;
 * against the same-run baseline of that edit without the comparison, and the demo's own (small) split.
 
-Prints figures and whether each is within budget; asserts nothing.
+Prints figures (bench/record.py: each beside its same-run baseline) and whether each is within budget; asserts
+nothing.
 
     python bench/bench_knowledge_ab.py [--edits 20]
 """
@@ -18,12 +19,13 @@ Prints figures and whether each is within budget; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from record import at_most, figure, quick
 
 from kda.checkpoint import TestSplit
 from kda.knowledge_ab import KnowledgeAB
@@ -33,7 +35,7 @@ from kda.studio import Studio
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "checkpoints" / "demo-ucf-cls"
 UCF_SEEN, UCF_SEEN_VIDEOS, UCF_UNSEEN, UCF_UNSEEN_VIDEOS = 42, 555, 6, 1267  # UCF-GZSL cls stage-2 test
-BUDGET_EDIT = 0.5  # seconds, README.md "Budgets" (CPU, 2 cores)
+BUDGET_EDIT = at_most(0.5, "s")  # README.md "Budgets" (CPU, 2 cores): an edit -> updated results
 
 
 def ucf_sized_split(class_matrix: np.ndarray, seen: np.ndarray, seed: int = 0) -> TestSplit:
@@ -55,12 +57,6 @@ def timings(function, repeat: int) -> list[float]:
     return out
 
 
-def report(label: str, seconds: list[float], budget: float | None = None) -> None:
-    median, worst = statistics.median(seconds), max(seconds)
-    verdict = "" if budget is None else ("  within budget" if worst < budget else f"  OVER the {budget} s budget")
-    print(f"{label:<70} median {median * 1000:8.1f} ms  max {worst * 1000:8.1f} ms{verdict}")
-
-
 def comparison_alone(edits: int) -> None:
     rng = np.random.default_rng(1)
     classes = UCF_SEEN + UCF_UNSEEN
@@ -72,16 +68,21 @@ def comparison_alone(edits: int) -> None:
     split = ucf_sized_split(matrix, seen)
     start = time.perf_counter()
     ab = KnowledgeAB(split, ids, base, beta=0.1)
-    print(
-        f"{'scoring the checkpoint knowledge once (1822 videos, 48 classes, 512-d)':<70} {time.perf_counter() - start:.3f} s"
-    )
+    scored_once = time.perf_counter() - start
 
     def edit(i: int) -> None:
         edited = matrix.copy()
         edited[i % classes] = matrix[(i + 1) % classes]  # a class described like another: videos move
         ab.compare(Candidates(ids, ids, seen, edited), [ids[i % classes]])
 
-    report("A/B after one class row changed (UCF-sized split, 512-d)", timings(edit, edits), BUDGET_EDIT)
+    figure(
+        "knowledge A/B after one class row changed (UCF-sized split: 1,822 videos, 48 classes, 512-d)",
+        timings(edit, edits),
+        "s",
+        baseline=scored_once,
+        baseline_what="scoring the split under the checkpoint's knowledge, once",
+        budget=BUDGET_EDIT,
+    )
 
 
 def real_edits(edits: int) -> None:
@@ -100,24 +101,30 @@ def real_edits(edits: int) -> None:
         edit(i + edits)  # never a text encoded before
         studio.compare_knowledge(session)
 
-    report("baseline: edit one description (MiniLM encodes it), no A/B", timings(edit, edits))
+    edit(-1)  # the encoder's first call warms it up: not what an edit costs
+    alone = timings(edit, edits)
+    what = "the same edit without the A/B (MiniLM encodes one description)"
     demo_videos = len(studio.ab)
-    report(f"edit + A/B on the demo's own split ({demo_videos} videos)", timings(edit_and_compare, edits), BUDGET_EDIT)
+    timed = timings(edit_and_compare, edits)
+    figure(f"edit + knowledge A/B on the demo's own split ({demo_videos} videos)", timed, "s", alone, what, BUDGET_EDIT)
     ckpt = studio.checkpoint
     split = ucf_sized_split(ckpt.class_matrix, ckpt.seen_mask)
     studio.ab = KnowledgeAB(split, ckpt.class_ids, studio.base.candidates(), ckpt.beta)
     timed = timings(lambda i: edit_and_compare(i + 2 * edits), edits)
-    report("edit + A/B on a UCF-sized split (1822 videos, 384-d)", timed, BUDGET_EDIT)
+    figure("edit + knowledge A/B on a UCF-sized split (1,822 videos, 384-d)", timed, "s", alone, what, BUDGET_EDIT)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edits", type=int, default=20, help="edits timed per figure")
+    parser.add_argument("--quick", action="store_true", help="3 edits per figure")
     args = parser.parse_args()
+    edits = 3 if quick() else args.edits
     torch.set_num_threads(2)  # the budget's 2 cores
-    print(f"torch threads: {torch.get_num_threads()}")
-    comparison_alone(args.edits)
-    real_edits(args.edits)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"torch threads: {torch.get_num_threads()}; load average of this machine: {load} (other work slows figures)")
+    comparison_alone(edits)
+    real_edits(edits)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ class Bench:
 BENCHES = (
     Bench("bench_beta_search", limit_s=120),
     Bench("bench_knowledge", limit_s=180),
+    Bench("bench_knowledge_ab", limit_s=120),
     Bench("bench_analysis", limit_s=300),
     Bench("bench_extract", limit_s=240),
     Bench("bench_scale", full=("--quick",), limit_s=240),  # its 10-minute 1080p video alone takes minutes
