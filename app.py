@@ -14,6 +14,8 @@ import dataclasses
 import functools
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -189,7 +191,23 @@ def main(argv: list[str] | None = None) -> None:
             "middleware": [Middleware(FileGuard, blocks=app)]
         },  # uploads and example videos only, checked first
         css=CSS,
+        prevent_thread_lock=True,  # serving: now warm up, then wait as launch would
     )
+    threading.Thread(target=warm_up, args=(studio,), name="kda-warm-up", daemon=True).start()
+    app.block_thread()
+
+
+def warm_up(studio: Studio) -> None:
+    """Once the page answers, build the networks a first upload would wait for (the page is ready first: the
+    start stays fast). A failure is left for that upload to report to its visitor."""
+    log = logging.getLogger("kda.app")
+    start = time.perf_counter()
+    try:
+        studio.warm_up()
+    except Exception as e:  # noqa: BLE001 (any reason: the first classification meets it again and says it)
+        log.warning("warm-up failed, the first video will try again: %s", e)
+        return
+    log.info("warm: the extractor's networks and the zero-shot scorer are built (%.1f s)", time.perf_counter() - start)
 
 
 if __name__ == "__main__":

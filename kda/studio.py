@@ -183,6 +183,13 @@ class Studio:
         session = session or self.base
         return self.load_scorer().score(video, session.knowledge, session.class_ids, session.seen)
 
+    def warm_up(self) -> None:
+        """Build what a first uploaded video would otherwise wait for (seconds on a CPU, a download of pretrained
+        weights on a fresh machine): the extractor's networks and the zero-shot scorer. Safe beside requests:
+        each is built once, whoever asks first."""
+        self.extractor.build()
+        self.load_scorer()
+
     def load_scorer(self) -> ZeroShotScorer:
         with self.scorer_lock:  # built once, whoever asks first
             if self.scorer is None:
