@@ -188,7 +188,13 @@ def build(studio: Studio, settings: Settings, state: gr.State) -> ClassifyTab:
 
     # Every handler takes the visitor first (the state first among the inputs; the API never shows it).
     outputs = [*tab.panel_outputs, details, state]
-    run.click(bind(classify, studio), [state, video, top_k, mode], outputs, api_name="classify")
+    run.click(
+        bind(classify, studio),
+        [state, video, top_k, mode],
+        outputs,
+        api_name="classify",
+        concurrency_limit=settings.classify_concurrency,
+    )
     run_sample.click(bind(classify_sample, studio), [state, sample, top_k, mode], outputs, api_name="classify_sample")
     mode.change(panel, [state, mode], tab.panel_outputs, api_visibility="private")
     # Every way of setting k counts: dragging (each step), typing a number, the reset button.
