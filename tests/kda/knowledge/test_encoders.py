@@ -44,12 +44,13 @@ def test_fifo_lock_serves_waiters_in_the_order_they_asked():
 
 
 def test_a_short_call_is_served_while_a_long_one_is_still_encoding(encoder):
-    texts = [f"{i} {SENTENCE * 10}" for i in range(60 * LOCK_BATCH)]
-    long = threading.Thread(target=encoder.encode, args=(texts,))
+    texts = [f"{i} {SENTENCE * 10}" for i in range(40 * LOCK_BATCH)]
+    finished = threading.Event()
+    long = threading.Thread(target=lambda: (encoder.encode(texts), finished.set()))
     before = encoder.texts_encoded
     long.start()
     while encoder.texts_encoded == before:  # the long call has begun
         threading.Event().wait(0.001)
     encoder.encode(["A short text of another caller."])
-    assert long.is_alive()  # served between two of the long call's batches, not after all of them
+    assert not finished.is_set()  # served between two of the long call's batches, not after all of them
     long.join(120)
