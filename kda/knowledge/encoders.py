@@ -29,7 +29,6 @@ import contextlib
 import difflib
 import hashlib
 import importlib
-import logging
 import re
 import threading
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import numpy as np
 
 from kda.errors import KdaError
 from kda.files import HUB_PREFIX, sha256_of
+from kda.quiet import quiet_root_logger
 
 DEFAULT_TEXT_ENCODER = "ViT-B-32-quickgelu@openai"
 OFFLINE_TEXT_ENCODER = "ViT-B-32-quickgelu@random:0"
@@ -386,17 +386,6 @@ def build_model(spec: EncoderSpec, cache_dir: str | None):
         raise
     except Exception as e:  # download, cache or checkpoint errors all mean: these weights are not here
         raise weights_error(spec, e) from e
-
-
-@contextlib.contextmanager
-def quiet_root_logger():
-    """open_clip logs through the root logger; silence its warnings for the duration (restored after)."""
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.disable(previous)
 
 
 def weights_error(spec: EncoderSpec, cause: Exception) -> TextEncoderError:

@@ -7,8 +7,6 @@ architecture is built with seeded random weights.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+
+from kda.quiet import quiet_root_logger
 
 ARCH = "ViT-B-32-quickgelu"
 PRETRAINED_TAG = "openai"
@@ -29,24 +29,12 @@ class ClipImageEncoder:
     preprocess: Callable[[Image.Image], torch.Tensor]  # open_clip's eval transform (resize, crop, normalise)
 
 
-@contextlib.contextmanager
-def quiet_open_clip():
-    """open_clip logs a warning for every randomly initialised model; the caller already says so."""
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def build_clip_image_encoder(pretrained: str | None) -> ClipImageEncoder:
     """ViT-B/32 image tower; `pretrained` is an open_clip tag, or None for the (seeded by the caller)
     random initialisation. The text tower is dropped: only images are encoded here."""
     import open_clip
 
-    with quiet_open_clip():
+    with quiet_root_logger():
         model, _, preprocess = open_clip.create_model_and_transforms(ARCH, pretrained=pretrained)
     return ClipImageEncoder(model.visual.eval(), preprocess)
 
