@@ -21,6 +21,11 @@ MISLEADING = (
 pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="no demo checkpoint: run `make checkpoint`")
 
 
+@pytest.fixture(scope="module")
+def studio():
+    return Studio.load(DEMO)
+
+
 def test_the_panel_shows_the_checkpoints_metrics_then_what_an_edit_costs(studio):
     recorded = studio.checkpoint.metrics["test"]
     summary, metrics, classes, moves, as_json = knowledge_ab.draw(studio, None)  # a visitor before any change

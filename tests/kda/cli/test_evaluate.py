@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
+from kda.studio import Studio
+
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "checkpoints" / "demo-ucf-cls"
 METRICS = ("seen", "unseen", "hm", "zsl", "beta")
@@ -21,6 +23,11 @@ MISLEADING = [
     "The quiet hum of an office air conditioner.",
 ]
 pytestmark = pytest.mark.skipif(not DEMO.is_dir(), reason="no demo checkpoint: run `make checkpoint`")
+
+
+@pytest.fixture(scope="module")
+def studio():
+    return Studio.load(DEMO)
 
 
 def evaluate(tmp_path, *args) -> tuple[dict, str]:
