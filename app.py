@@ -22,7 +22,7 @@ from pathlib import Path
 import gradio as gr
 from starlette.middleware import Middleware
 
-from demo import classify, embeddings, heatmaps, knowledge
+from demo import classify, embeddings, heatmaps, knowledge, saved_edits
 from demo.guards import FileGuard, bind
 from demo.settings import DEFAULT_CHECKPOINT, ROOT, Settings, example_videos
 from demo.state import Visitor
@@ -73,25 +73,32 @@ def build_app(studio: Studio, settings: Settings) -> gr.Blocks:
             with gr.Tab("Embeddings") as embeddings_page:
                 embeddings_tab = embeddings.build(studio, state)
         pages = {"heatmaps": (heatmaps_page, heatmaps_tab), "embeddings": (embeddings_page, embeddings_tab)}
-        knowledge_changed(studio, state, knowledge_tab, classify_tab, pages)
+        saved = saved_edits.storage(studio)
+        knowledge_changed(studio, state, saved, knowledge_tab, classify_tab, pages)
         tabs.select(None, js=RESIZE_ON_SELECT)
+        # When the page opens, one after another (they share the visitor): the knowledge as the browser kept it,
+        # the first reference sample classified with it, the A/B panel under it.
+        opened = app.load(bind(knowledge.reopen, studio), [state], knowledge_tab.outputs, api_visibility="private")
         first = [state, classify_tab.sample, classify_tab.top_k, classify_tab.mode]
         shown = [*classify_tab.panel_outputs, classify_tab.details, state]
-        app.load(bind(classify.first_view, studio), first, shown, api_visibility="private")
-        if knowledge_tab.ab is not None:  # drawn when the page opens, too: that event is the `/knowledge_ab` endpoint
-            app.load(bind(knowledge_tab.ab.draw, studio), [state], knowledge_tab.ab.outputs, api_name="knowledge_ab")
+        opened = opened.then(bind(classify.first_view, studio), first, shown, api_visibility="private")
+        if knowledge_tab.ab is not None:  # that event is also the `/knowledge_ab` endpoint
+            opened.then(bind(knowledge_tab.ab.draw, studio), [state], knowledge_tab.ab.outputs, api_name="knowledge_ab")
+        if saved is not None:
+            saved_edits.remember(app, studio, state, saved)
     return app
 
 
 def knowledge_changed(
     studio: Studio,
     state: gr.State,
+    saved: gr.BrowserState | None,
     knowledge_tab: knowledge.KnowledgeTab,
     classify_tab: classify.ClassifyTab,
     pages: dict[str, tuple],
 ) -> None:
     """The one fan-out after the events that change a visitor's knowledge (`knowledge_tab.changes`) to what
-    depends on it: the Classify panel, the Knowledge tab's own A/B panel (where the checkpoint has a test split),
+    depends on it: the browser's copy of the edits (`saved`, where the knowledge can be edited), the Classify panel, the Knowledge tab's own A/B panel (where the checkpoint has a test split),
     and `pages` (name -> (its gr.Tab, the tab with its draw, inputs and outputs)).
 
     The rule, the same for every tab: what is on screen updates with the change; a hidden tab is not drawn (no
@@ -106,6 +113,8 @@ def knowledge_changed(
     panel shows that same prediction, the one thing an edit changes that a visitor watches, so it updates with
     the change rather than waiting to be selected: it is the change's result, not a drawing of the knowledge."""
     for change in knowledge_tab.changes:
+        if saved is not None:  # the browser keeps the visitor's edits (demo.saved_edits)
+            change.success(saved_edits.save, [state], [saved], api_visibility="private")
         change.success(classify.panel, [state, classify_tab.mode], classify_tab.panel_outputs, api_visibility="private")
         if knowledge_tab.ab is not None:  # on the tab on screen, so drawn with the change
             change.success(

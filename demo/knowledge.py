@@ -26,6 +26,7 @@ COLUMNS = ["class id", "name", "seen/unseen", "changed", *ASPECTS]
 @dataclass
 class KnowledgeTab:
     changes: list  # the events that change the knowledge (app.py fans them out to the tabs that depend on it)
+    outputs: list  # what a change fills: status line, table, pickers, editor, re-scored prediction, state
     ab: knowledge_ab.ABPanel | None  # the test split under the visitor's knowledge (None without a test split)
 
 
@@ -152,6 +153,16 @@ def export_knowledge(studio: Studio, visitor: Visitor | None) -> str:
     return str(path)
 
 
+def reopen(studio: Studio, visitor: Visitor | None) -> tuple:
+    """When the page opens: the knowledge the visitor's session was started with from their browser's saved
+    edits, and what that did, in the status line; a visitor without saved edits finds the page as it was built."""
+    visitor = Visitor.start(studio, visitor)
+    if visitor.restored is None:
+        return (*(gr.skip() for _ in range(len(ASPECTS) + 6)), visitor)  # every output of `after` but the state
+    message, visitor.restored = visitor.restored, None
+    return after(studio, visitor, message, (visitor.session.changed() + [None])[0])
+
+
 def show(studio: Studio, visitor: Visitor | None, class_id: str) -> list:
     return editor(Visitor.start(studio, visitor), class_id)
 
@@ -238,4 +249,4 @@ def build(studio: Studio, settings: Settings, state: gr.State, prediction: gr.JS
     export.click(bind(export_knowledge, studio), [state], exported, api_name="export_knowledge")
     picker.input(bind(show, studio), [state, picker], [name, *aspects], api_visibility="private")
     overview.select(bind(pick_row, studio), [state], [picker, name, *aspects], api_visibility="private")
-    return KnowledgeTab(events, ab)
+    return KnowledgeTab(events, changed, ab)

@@ -57,7 +57,7 @@ class Settings:
     # the throughput of one), so more at once only slow every edit beside them: one per two cores by default.
     classify_concurrency: int = max(1, (os.cpu_count() or 2) // 2)
     queue_size: int = 64  # waiting events beyond this are turned away with "queue full"
-    session_ttl_s: float = 4 * 3600  # a visitor's edits are dropped this long after their last action
+    session_ttl_s: float = 4 * 3600  # the server forgets a visitor this long after their last action (demo.saved_edits)
     cache_s: float = 3600.0  # uploads and exported files leave Gradio's cache this long after they were made
     top_k: int = 5
     # The training-free CLIP scorer's weights: "pretrained" (downloaded from the Hub once) or "offline"; None:

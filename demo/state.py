@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from kda.analysis import EmbeddingMap
+from kda.errors import KdaError
 from kda.knowledge.session import KnowledgeSession
 from kda.media.pipeline import Progress
 from kda.prediction import Prediction
@@ -32,11 +33,28 @@ class Visitor:
     predictions: int = 0  # predictions made or re-scored so far: a tab drawn before the last one is stale
     drawn: dict[str, tuple[int, int]] = field(default_factory=dict)  # tab -> the `stamp` it last drew from
     zero_shot: ZeroShotScores | None = None  # the training-free scores of the last uploaded video (kda.zero_shot)
+    restored: str | None = None  # what starting from the browser's saved edits did, until the visitor is told
+    restore_failed: bool = False  # those edits could not be applied: the knowledge is the checkpoint's
 
     @classmethod
-    def start(cls, studio: Studio, visitor: Visitor | None = None) -> Visitor:
-        """The visitor as they are, or a fresh one with the checkpoint's knowledge."""
-        return visitor if visitor is not None else cls(studio.new_session())
+    def start(cls, studio: Studio, visitor: Visitor | None = None, saved: dict | None = None) -> Visitor:
+        """The visitor as they are, or a fresh one with the checkpoint's knowledge and, where their browser kept
+        edits (`saved`, demo.saved_edits), those edits on it."""
+        if visitor is not None:
+            return visitor
+        visitor = cls(studio.new_session())
+        if saved is not None:
+            try:
+                classes = visitor.session.restore_edits(saved)
+            except KdaError as e:
+                visitor.restore_failed = True
+                visitor.restored = f"Your saved edits could not be restored ({e}); the knowledge is the checkpoint's."
+            else:
+                visitor.restored = (
+                    f"Your edits of {len(classes)} class(es) were restored from this browser (the server had not "
+                    "kept them: a reload, a restart or a long pause)."
+                )
+        return visitor
 
     def classified(self, prediction: Prediction, top_k: int, zero_shot: ZeroShotScores | None = None) -> Prediction:
         """A new video: its prediction, and for an upload its zero-shot scores (a reference sample has no frames)."""

@@ -65,10 +65,11 @@ def start_app(
     timeout: float = READY_TIMEOUT,
     python: str = sys.executable,
     folder: Path = ROOT,
+    port: int | None = None,
 ):
-    """Start `folder`/app.py (this checkout's by default) with `python` in `folder`, and return once its page
-    answers; on failure raise with the log's tail."""
-    port = free_port()
+    """Start `folder`/app.py (this checkout's by default) with `python` in `folder` on `port` (a free one by
+    default), and return once its page answers; on failure raise with the log's tail."""
+    port = port or free_port()
     environment = {
         **os.environ,
         "GRADIO_ANALYTICS_ENABLED": "False",  # no network here; nothing to report to

@@ -228,6 +228,28 @@ class KnowledgeSession:
     def export_json(self) -> dict:
         return self.knowledge.to_json()
 
+    def edits_json(self) -> dict | None:
+        """The classes changed or added so far, as a `kda-knowledge/1` document (None while the knowledge is the
+        checkpoint's): what is kept elsewhere (a visitor's browser) to start a new session with the same
+        knowledge (`restore_edits`), a fraction of the whole file."""
+        changed = self.changed()
+        if not changed:
+            return None
+        data = self.export_json()
+        data["classes"] = {c: data["classes"][c] for c in changed}
+        return data
+
+    def restore_edits(self, data: Any) -> list[str]:
+        """Put the classes of an `edits_json` document into this session: each replaces the class of its id or
+        joins as an added one, with an import's checks and caps. It starts the session over rather than being
+        a change of it, so there is nothing to undo. Returns the classes restored."""
+        edits = parse_knowledge(data, "saved edits")
+        whole = self.export_json()
+        whole["classes"] |= {c: entry.to_json() for c, entry in edits.classes.items()}
+        result = self.import_json(whole)
+        self.history.clear()
+        return result["changed"] + result["added"]
+
     def reset(self, class_id: str | None = None) -> None:
         """Back to the checkpoint's knowledge: one class, or everything (added classes are removed)."""
         if class_id is not None:

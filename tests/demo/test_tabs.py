@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from demo import classify, embeddings, heatmaps, knowledge, knowledge_ab
+from demo import classify, embeddings, heatmaps, knowledge, knowledge_ab, saved_edits
 from demo.guards import bind
 from demo.settings import NO_LLM, Settings
 from demo.state import Visitor, prediction_dict
@@ -165,7 +165,8 @@ def test_the_knowledge_fan_out_updates_the_prediction_and_leaves_hidden_tabs_to_
     assert len(changes) == len(names)
     after = [inspect.unwrap(fn.fn) for fn in app.fns.values() if fn.trigger_after in changes]
     assert after.count(classify.panel) == after.count(inspect.unwrap(knowledge_ab.draw)) == len(changes)
-    assert len(after) == 2 * len(changes)  # the Classify panel and the A/B panel on the Knowledge tab, nothing else
+    assert after.count(saved_edits.save) == len(changes)  # and the browser's copy of the edits
+    assert len(after) == 3 * len(changes)  # the Classify panel, the A/B panel, the saved edits, nothing else
     selected = [inspect.unwrap(fn.fn) for fn in app.fns.values() if any(e == "select" for _, e in fn.targets)]
     assert inspect.unwrap(heatmaps.draw) in selected and inspect.unwrap(embeddings.draw_tab) in selected
 

@@ -309,6 +309,28 @@ def test_a_failed_change_keeps_the_visitors_edits(client, tmp_path):
     assert texts(knowledge_file(client), target) == list(NEW_TEXTS)
 
 
+def test_a_new_session_starts_from_the_edits_a_caller_sends(app, client, tmp_path):
+    """What the page does after a reload, a restart or the session's time-to-live: every endpoint that reads the
+    visitor takes the edits the browser kept as its last, optional parameter, and a session the server no longer
+    has starts from them."""
+    named = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    last = {name: named[name]["parameters"][-1] for name in ENDPOINTS}
+    assert all(p["parameter_name"] == "saved_edits" and p["parameter_has_default"] for p in last.values()), last
+    before = sample(client)
+    target = before["gzsl"][0]["class_id"]
+    edited = details(edit(client, target, *NEW_TEXTS))
+    knowledge = knowledge_file(client)
+    saved = {**knowledge, "classes": {target: knowledge["classes"][target]}}  # what the page keeps: the edits only
+
+    fresh = app.client(tmp_path / "fresh")  # a session the server has never seen
+    restored = details(fresh.predict("0", 5, GZSL, saved, api_name="/classify_sample"))
+    assert distances(restored) == pytest.approx(distances(edited), abs=1e-6)
+    assert texts(knowledge_file(fresh), target) == list(NEW_TEXTS)  # the session holds them from then on
+    unusable = app.client(tmp_path / "unusable")  # edits that cannot be applied: the checkpoint's knowledge
+    plain = details(unusable.predict("0", 5, GZSL, {"format": "not knowledge"}, api_name="/classify_sample"))
+    assert distances(plain) == pytest.approx(distances(before), abs=1e-6)
+
+
 def test_export_then_import_round_trip(client, tmp_path):
     knowledge = knowledge_file(client)
     class_id = next(iter(knowledge["classes"]))

@@ -147,3 +147,31 @@ def test_a_duplicate_name_is_said_in_the_persons_words(encoder):
         KnowledgeError, match=r"^'Apply Eye Makeup' is already the name of class 'ApplyEyeMakeup'; pick"
     ):
         session.edit("Archery", ["A bow."], name="Apply Eye Makeup")
+
+
+def test_saved_edits_start_a_new_session_with_the_same_knowledge_and_rows(encoder):
+    mine = session_of(encoder)
+    assert mine.edits_json() is None  # nothing to keep while the knowledge is the checkpoint's
+    mine.edit("Archery", ["An arrow in flight."], name="Target Archery")
+    added = mine.add_class("Playing Theremin", ["Hands waving near an antenna."])
+    saved = json.loads(json.dumps(mine.edits_json()))  # what a browser keeps: JSON, only what changed
+    assert list(saved["classes"]) == ["Archery", added]
+
+    again = session_of(encoder)
+    assert again.restore_edits(saved) == ["Archery", added]
+    assert again.knowledge.classes == mine.knowledge.classes and again.class_ids == mine.class_ids
+    # the same texts, encoded in other batches (float rounding differs by batch)
+    np.testing.assert_allclose(again.class_matrix, mine.class_matrix, atol=1e-6)
+    assert list(again.seen) == [True, False, False]
+    assert not again.undo()  # a restored session starts there: nothing to take back
+
+
+def test_saved_edits_that_do_not_fit_change_nothing_and_say_why(encoder):
+    session = session_of(encoder)
+    with pytest.raises(KnowledgeError, match="saved edits"):
+        session.restore_edits({"format": "kda-knowledge/1", "class_set": "test", "classes": {"Archery": {}}})
+    session.caps = session.caps.__class__(name_chars=10)
+    saved = {**DOCUMENT, "classes": {"Archery": {"name": "A name far over ten characters", "descriptions": []}}}
+    with pytest.raises(KnowledgeError, match="at most 10"):
+        session.restore_edits(saved)
+    assert session.changed() == [] and session.version == 0

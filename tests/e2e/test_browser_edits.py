@@ -1,0 +1,112 @@
+"""A person's edits in a real browser (Chromium through Playwright, as test_browser.py) outlive what ends their
+session on the server: a reload of the page, the session's time-to-live, a restart of the server. Each time the
+page shows the edits and the server predicts with them (the reference sample's prediction after a misleading
+edit of its class), and the person is told that they were restored."""
+
+from __future__ import annotations
+
+import pytest
+
+try:
+    from app_server import start_app
+    from test_browser import CHROMIUM, CHROMIUM_ARGS, PASTA, TIMEOUT_MS, open_tab, top_classes, top_prediction
+except ImportError:  # tests/ imported as a package
+    from tests.app_server import start_app
+    from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, PASTA, TIMEOUT_MS, open_tab, top_classes, top_prediction
+
+TTL_S = 15  # the server forgets a visitor this long after their last request
+RESTORED = "restored from this browser"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def app(tmp_path):
+    server = start_app(tmp_path / "app.log", env={"KDA_SESSION_TTL_SECONDS": str(TTL_S), "OPENAI_API_KEY": ""})
+    yield server
+    server.stop()
+
+
+def opened(browser, url: str):
+    """A page of a new browser profile (nothing saved yet) on the app, once it shows the classified sample."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.locator("#prediction-notes").get_by_text("reference sample", exact=False).first.wait_for()
+    return page
+
+
+def mislead_the_samples_class(page) -> tuple[str, str]:
+    """Describe the reference sample's predicted class as boiling pasta; returns (that class, the Classify
+    panel's text once it followed the edit)."""
+    from playwright.sync_api import expect
+
+    before = top_classes(page)
+    top = top_prediction(page).rsplit(" (", 1)[0]
+    open_tab(page, "Knowledge")
+    picker = page.get_by_label("Class", exact=True)
+    picker.click()
+    picker.fill(top)
+    page.get_by_role("option", name=top, exact=False).first.click()
+    expect(page.get_by_label("Name (encoded as the first text)")).to_have_value(top)
+    for aspect, text in zip(("Introduction", "Visual", "Auditory"), PASTA, strict=True):
+        page.get_by_label(f"{aspect} description").fill(text)
+    page.get_by_role("button", name="Save edit").click()
+    page.locator("#knowledge-status").get_by_text("Saved").wait_for()
+    open_tab(page, "Classify")
+    page.wait_for_function(
+        "before => document.querySelector('#top-classes').innerText !== before", arg=before, timeout=TIMEOUT_MS
+    )
+    return top, top_classes(page)
+
+
+def shows_the_edit(page, top: str) -> None:
+    """The Knowledge tab has the edited texts of `top` in its editor and says they were restored."""
+    from playwright.sync_api import expect
+
+    open_tab(page, "Knowledge")
+    page.locator("#knowledge-status").get_by_text(RESTORED).wait_for()
+    expect(page.get_by_label("Name (encoded as the first text)")).to_have_value(top)
+    expect(page.get_by_label("Introduction description")).to_have_value(PASTA[0])
+    open_tab(page, "Classify")
+
+
+def test_a_reload_and_a_restart_bring_back_the_edits_and_predict_with_them(app, browser, tmp_path):
+    page = opened(browser, app.url)
+    top, edited = mislead_the_samples_class(page)
+
+    page.reload()  # a new session on the server: the page opens with the browser's saved edits
+    page.locator("#prediction-notes").get_by_text("reference sample", exact=False).first.wait_for()
+    assert top_classes(page) == edited  # the sample classified on opening, with the edits
+    shows_the_edit(page, top)
+
+    app.stop()  # the server forgets everyone; the same address comes back
+    again = start_app(tmp_path / "again.log", env={"OPENAI_API_KEY": ""}, port=app.port)
+    try:
+        page.reload()
+        page.locator("#prediction-notes").get_by_text("reference sample", exact=False).first.wait_for()
+        assert top_classes(page) == edited
+        shows_the_edit(page, top)
+    finally:
+        again.stop()
+
+
+def test_after_the_session_expired_the_next_request_predicts_with_the_edits_and_says_so(app, browser):
+    page = opened(browser, app.url)
+    top, edited = mislead_the_samples_class(page)
+    page.wait_for_timeout((TTL_S + 3) * 1000)  # the server forgot this visitor (it checks every second)
+    assert f"{top}" in page.get_by_label("Name (encoded as the first text)").input_value()  # the page did not
+
+    page.get_by_role("button", name="Classify reference sample").click()
+    page.get_by_text(RESTORED).first.wait_for()  # a notice: the server had lost them, the browser had not
+    page.wait_for_timeout(1000)  # the panel redraws after the notice
+    assert top_classes(page) == edited
