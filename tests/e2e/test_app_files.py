@@ -136,7 +136,9 @@ def test_uploads_and_the_example_videos_are_accepted(app):
     uploaded = client.predict(handle_file(EXAMPLES / "bars_chirp.mp4"), 3, GZSL, api_name="/classify")[-1]
     assert uploaded["source"] == "bars_chirp.mp4"
     example = str(EXAMPLES / "no_audio.mp4")  # named by its path on the server, as the page's examples are
-    answer = httpx.post(f"{app.url}gradio_api/call/classify", json={"data": [file_data(example), 3, GZSL]}, timeout=30)
+    answer = httpx.post(
+        f"{app.url}gradio_api/call/classify", json={"data": [file_data(example), 3, GZSL, None]}, timeout=30
+    )
     assert answer.status_code == 200
     events = httpx.get(f"{app.url}gradio_api/call/classify/{answer.json()['event_id']}", timeout=120).text
     assert events.startswith("event: complete") and '"source": "no_audio.mp4"' in events

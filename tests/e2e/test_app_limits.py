@@ -105,7 +105,8 @@ def test_a_plain_server_path_for_a_file_input_is_refused_with_a_message(app, cli
     assert "hostname: this file was not uploaded" in error.value.response.json()["detail"]
     for route, body in [
         ("call/import_knowledge", {"data": ["/etc/hostname"]}),
-        ("call/import_knowledge", {"data": [None, "/etc/hostname"]}),
+        ("call/import_knowledge", {"data": ["/etc/hostname", None]}),  # with the saved edits
+        ("call/import_knowledge", {"data": [None, "/etc/hostname", None]}),  # the page's shape, the state first
         ("call/v2/import_knowledge", {"file": "/etc/hostname"}),
     ]:
         answer = httpx.post(f"{app.url}gradio_api/{route}", json=body)
