@@ -98,8 +98,9 @@ def knowledge_changed(
     pages: dict[str, tuple],
 ) -> None:
     """The one fan-out after the events that change a visitor's knowledge (`knowledge_tab.changes`) to what
-    depends on it: the browser's copy of the edits (`saved`, where the knowledge can be edited), the Classify panel, the Knowledge tab's own A/B panel (where the checkpoint has a test split),
-    and `pages` (name -> (its gr.Tab, the tab with its draw, inputs and outputs)).
+    depends on it: the browser's copy of the edits (`saved`, where the knowledge can be edited), the Classify
+    panel, the Knowledge tab's own A/B panel (where the checkpoint has a test split), and `pages` (name -> (its
+    gr.Tab, the tab with its draw, inputs and outputs)).
 
     The rule, the same for every tab: what is on screen updates with the change; a hidden tab is not drawn (no
     work for what nobody sees) but is stale from then on, and redraws when it is next selected. (A plot that
