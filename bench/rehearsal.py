@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -149,13 +150,22 @@ def kda(*args: str) -> list[str]:
     return [sys.executable, "-m", "kda", *args]
 
 
+def show(command: list[str], env: dict[str, str] | None = None) -> None:
+    """Print a kda command as a user types it, after the settings it adds to the environment."""
+    settings = [f"{k}={v}" for k, v in (env or {}).items()]
+    print("$", shlex.join([*settings, "python", *command[1:]]), flush=True)
+
+
 def reproduce(hosts: FileServer, work: Path, env: dict[str, str], epochs: int) -> tuple[Child, Path]:
     """`kda reproduce` from the loopback hosts; checks that the broken-off transfer was resumed."""
     csv_file = hosts.files[RELEASED_FILES["UCF"].path]
     env = env | {ROOT_VARIABLE: hosts.url, DIGEST_VARIABLE: f"UCF={hashlib.sha256(csv_file).hexdigest()}"}
     command = kda("reproduce", "--dataset", "UCF", "--setting", "cls", "--knowledge", "released",
                   "--source", hosts.url + ARCHIVE_NAME, "--out", str(work / "out"),
-                  "--text-encoder", OFFLINE_TEXT_ENCODER, "--epochs", str(epochs))  # fmt: skip
+                  "--text-encoder", OFFLINE_TEXT_ENCODER)  # fmt: skip
+    if epochs != TrainConfig.epochs:  # the default is the user's command as it stands in the README
+        command += ["--epochs", str(epochs)]
+    show(command, {k: env[k] for k in (ROOT_VARIABLE, DIGEST_VARIABLE)})
     hosts.cut = 1  # the archive's first transfer breaks off half way
     child = run_child(command, env, work / "reproduce.log")
     size = len(hosts.files[ARCHIVE_NAME])
@@ -230,10 +240,13 @@ def rehearse(work: Path, epochs: int) -> None:
             made, checkpoint = reproduce(hosts, work, env, epochs)
             figure("rehearsal: kda reproduce", made.seconds, "s", peak_mib=made.peak_mib)
             reproduce_profile(made, epochs)
-            pushed = run_child(kda("push", str(checkpoint), "--repo", MODEL), env, work / "push.log")
+            print(f"the loopback Hub: HF_ENDPOINT={endpoint}, HF_TOKEN set")
+            show(push := kda("push", str(checkpoint), "--repo", MODEL))
+            pushed = run_child(push, env, work / "push.log")
             pinned = pushed.stdout.splitlines()[-1]
             figure("rehearsal: kda push", pushed.seconds, "s", peak_mib=pushed.peak_mib, note=pinned)
-            space = run_child(kda("space", SPACE, "--checkpoint", pinned), env, work / "space.log")
+            show(command := kda("space", SPACE, "--checkpoint", pinned))
+            space = run_child(command, env, work / "space.log")
             figure(
                 "rehearsal: kda space", space.seconds, "s", peak_mib=space.peak_mib, note=space.stdout.splitlines()[-1]
             )
