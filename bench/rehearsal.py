@@ -98,6 +98,20 @@ class Child:
         return next((t for t, piece in self.pieces if re.search(pattern, piece)), None)
 
 
+def follow(stream, log: Path, start: float, pieces: list[tuple[float, str]]) -> None:
+    """Read a child's stderr to its end, split at newlines and carriage returns (progress bars redraw with one),
+    each piece kept with the second it came and written to `log` at once, to follow a long run."""
+    with log.open("w", buffering=1) as record:
+        rest, ended = b"", False
+        while not ended:
+            chunk = os.read(stream.fileno(), 65536)
+            ended = not chunk
+            *done, rest = re.split(rb"[\r\n]", rest + chunk + b"\n" * ended)
+            for piece in (p.decode(errors="replace") for p in done if p.strip()):
+                pieces.append((time.monotonic() - start, piece))
+                record.write(f"[{pieces[-1][0]:8.1f} s] {piece}\n")
+
+
 def run_child(command: list[str], env: dict[str, str], log: Path) -> Child:
     """Run `command` in ROOT under PEAK_OF and wait for it; its stderr goes to `log` with each piece's time. A
     failure ends the rehearsal with the log's tail."""
@@ -108,23 +122,16 @@ def run_child(command: list[str], env: dict[str, str], log: Path) -> Child:
     process = subprocess.Popen(measured, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, pieces = [], []
 
-    def read_stderr():
-        rest = b""
-        while chunk := os.read(process.stderr.fileno(), 65536):
-            *done, rest = re.split(rb"[\r\n]", rest + chunk)
-            now = time.monotonic() - start
-            pieces.extend((now, p.decode(errors="replace")) for p in done if p.strip())
-        if rest.strip():
-            pieces.append((time.monotonic() - start, rest.decode(errors="replace")))
-
-    readers = [threading.Thread(target=read_stderr), threading.Thread(target=lambda: out.append(process.stdout.read()))]
+    readers = [
+        threading.Thread(target=follow, args=(process.stderr, log, start, pieces)),
+        threading.Thread(target=lambda: out.append(process.stdout.read())),
+    ]
     for reader in readers:
         reader.start()
     process.wait()
     seconds = time.monotonic() - start
     for reader in readers:
         reader.join()
-    log.write_text("".join(f"[{t:8.1f} s] {piece}\n" for t, piece in pieces))
     if process.returncode != 0:
         tail = "\n".join(piece for _, piece in pieces[-30:])
         raise SystemExit(f"{' '.join(command[1:4])} exited with {process.returncode}:\n{tail}")
