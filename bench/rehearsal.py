@@ -15,10 +15,11 @@ here at UCF-GZSL's real size on loopback stand-ins of the real hosts, every stag
                third-party packages, the Space's variables as its environment), a reference sample classified
                through gradio_client
 
-The commands run as the user runs them, in child processes; a stage's peak memory is the peak resident set of its
-command's process (PEAK_OF), the app's of its server, the archive's of this process. The text encoder is the paper's CLIP
-ViT-B/32 architecture on seeded random weights (OFFLINE_TEXT_ENCODER): its cost is the architecture's, not the
-weights' (as in bench_train.py); a user's first run also downloads the real weights once (about 600 MB).
+The commands run as the user runs them, in child processes; a stage's peak memory is the peak resident set of
+its command's process (PEAK_OF), the app's of its server, the archive's of this process. The text encoder is the
+paper's CLIP ViT-B/32 architecture on seeded random weights (OFFLINE_TEXT_ENCODER): its cost is the
+architecture's, not the weights' (as in bench_train.py); a user's first run also downloads the real weights once
+(about 600 MB).
 
     python bench/rehearsal.py [--epochs N] [--work build/rehearsal]
 """
@@ -188,7 +189,7 @@ def reproduce_profile(child: Child, epochs: int) -> None:
     marks = [
         ("download + SHA-256 of the archive", child.first(r"archive .* verified")),
         ("unpack UCF cls", child.first(r"^unpacked ")),
-        ("released CSV fetch + knowledge encoding + features read", child.first(r"^stage 1")),
+        ("imports, released CSV, CLIP build and text encoding, features read", child.first(r"^stage 1")),
         (f"stage 1: {epochs} epochs, each validated with its beta search", child.first(r"^stage 2")),
         ("stage 2 + test + checkpoint", child.seconds),
     ]
