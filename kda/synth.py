@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from kda.benchmark import (
+    FEATURE_FOLDERS,
     ROLE_FOLDERS,
     SYNTHETIC_MANIFEST,
+    ClassInfo,
     builtin_classes,
     split_lists_from_roles,
     write_class_split,
@@ -44,6 +46,9 @@ class SynthConfig:
     video_noise: float = 0.3  # per-video noise on the latent code
     embed_dim: int = 512  # knowledge vector width
     seed: int = 0
+    # Total videos of each feature folder, spread as evenly as possible over its classes (the first classes get
+    # one more), in place of train_videos/eval_videos; for a benchmark's real split sizes (bench/rehearsal.py).
+    folder_videos: dict[str, int] | None = None
 
 
 @dataclass
@@ -94,6 +99,23 @@ def codes_from_knowledge(knowledge: np.ndarray, k: int) -> np.ndarray:
     return codes / np.sqrt((codes**2).mean())
 
 
+def videos_per_class(classes: list[ClassInfo], setting: str, cfg: SynthConfig) -> dict[tuple[str, str], int]:
+    """(feature folder, class id) -> how many videos of that class the folder gets."""
+    members = {
+        folder: [c.id for c in classes if folder in ROLE_FOLDERS.get(c.roles[setting], ())]
+        for folder in FEATURE_FOLDERS
+    }
+    counts = {}
+    for folder, ids in members.items():
+        for i, class_id in enumerate(ids):
+            if cfg.folder_videos is not None:
+                total = cfg.folder_videos[folder]
+                counts[folder, class_id] = total // len(ids) + (i < total % len(ids))
+            else:
+                counts[folder, class_id] = cfg.train_videos if folder == "stage_1_train" else cfg.eval_videos
+    return counts
+
+
 def write_synthetic_benchmark(
     out: str | Path, dataset: str, setting: str, cfg: SynthConfig | None = None, knowledge: ClassMatrix | None = None
 ) -> SynthSummary:
@@ -114,12 +136,13 @@ def write_synthetic_benchmark(
     maps = FeatureMaps(setting, cfg.latent_dim, rng)
 
     splits = split_lists_from_roles(classes, setting)
+    counts = videos_per_class(classes, setting, cfg)
     write_class_split(root, dataset, setting, names, {c.id: c.name for c in classes}, splits)
     csv_rows: dict[str, list[tuple[str, str]]] = {folder: [] for folder in splits}
     videos = 0
     for info, code in zip(classes, codes, strict=True):
         for folder in ROLE_FOLDERS.get(info.roles[setting], ()):
-            n = cfg.train_videos if folder == "stage_1_train" else cfg.eval_videos
+            n = counts[folder, info.id]
             samples = code + cfg.video_noise * rng.normal(size=(n, cfg.latent_dim))
             audio, visual = maps(samples, rng)
             urls = [f"synth_{info.id.replace(' ', '_')}_{folder}_{j:04d}" for j in range(n)]

@@ -1,5 +1,5 @@
 """The real app for tests: `python app.py` in a subprocess on a free 127.0.0.1 port with the bundled demo
-checkpoint, waited for (bounded), and driven with `gradio_client`."""
+checkpoint, waited for (bounded), and driven with `gradio_client`; and a fresh venv to start it from files alone."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.request
+import venv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +104,15 @@ def wait_ready(server: AppServer, timeout: float) -> None:
         except OSError:
             time.sleep(0.25)
     raise RuntimeError(f"app.py did not answer within {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def fresh_venv(folder: Path) -> Path:
+    """A new venv whose only addition is this interpreter's site-packages directory, named in a .pth file: the
+    third-party packages import, but the project does not (its editable install is a .pth file of that
+    directory, and .pth files of a directory named in a .pth are not read). Returns its python."""
+    venv.create(folder, with_pip=False, symlinks=True)
+    python = folder / "bin" / "python"
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    Path(site, "third_party.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python

@@ -54,15 +54,19 @@ class FileServer:
         self.thread.join(timeout=5)
 
 
-def released_csv(dataset: str, drop: int | None = None) -> bytes:
+FILLER = ["a", "person", "moves", "with", "care", "in", "the", "scene", "while", "the", "sound"]
+
+
+def released_csv(dataset: str, drop: int | None = None, words: int = 0) -> bytes:
     """A CSV in the released format for every class of `dataset`: names as readable phrases in another case than
-    the benchmark's (the matching rule ignores case), descriptions quoted with commas inside."""
+    the benchmark's (the matching rule ignores case), descriptions quoted with commas inside, each lengthened to
+    `words` words with common ones where asked (the released descriptions have about 42)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["name", "description_1", "description_2", "description_3"])
     for i, c in enumerate(builtin_classes(dataset)):
         if i != drop:
-            writer.writerow(
-                [c.name.lower()] + [f"{c.name}: the {aspect}, in words, of class {i}" for aspect in ASPECTS]
-            )
+            texts = [f"{c.name}: the {aspect}, in words, of class {i}" for aspect in ASPECTS]
+            texts = [t + "".join(f" {FILLER[j % len(FILLER)]}" for j in range(words - len(t.split()))) for t in texts]
+            writer.writerow([c.name.lower(), *texts])
     return out.getvalue().encode()

@@ -6,12 +6,10 @@ import os
 import re
 import subprocess
 import sys
-import sysconfig
-import venv
 from pathlib import Path
 
 import pytest
-from app_server import start_app
+from app_server import fresh_venv, start_app
 from hub_server import COMMIT, TOKEN, LoopbackHub, hub_env
 
 from kda.space import space_files
@@ -170,18 +168,6 @@ for line in open("requirements.txt"):
         if found is None or not wanted.specifier.contains(found, prereleases=True):
             print(wanted, "found", found)
 """
-
-
-def fresh_venv(folder: Path) -> Path:
-    """A new venv whose only addition is this interpreter's site-packages directory, named in a .pth file: the
-    third-party packages import, but the project does not (its editable install is a .pth file of that
-    directory, and .pth files of a directory named in a .pth are not read). Returns its python."""
-    venv.create(folder, with_pip=False, symlinks=True)
-    python = folder / "bin" / "python"
-    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    Path(site, "third_party.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    return python
 
 
 def in_venv(python: Path, code: str, cwd: Path) -> subprocess.CompletedProcess:

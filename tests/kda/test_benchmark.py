@@ -131,6 +131,17 @@ def test_synthetic_roots_of_other_benchmarks(tmp_path, dataset, setting):
         np.testing.assert_allclose(np.linalg.norm(knowledge["embeddings"], axis=1), 1, atol=1e-5)
 
 
+def test_synthetic_root_with_given_folder_sizes(tmp_path):
+    sizes = {"stage_1_train": 61, "stage_1_val_seen": 30, "stage_1_val_unseen": 13, "stage_2_test_seen": 43,
+             "stage_2_test_unseen": 7}  # fmt: skip
+    write_synthetic_benchmark(tmp_path, "UCF", "cls", SynthConfig(folder_videos=sizes))
+    bench = load_benchmark(tmp_path, "UCF", "cls")
+    for folder, total in sizes.items():
+        videos = bench.read_folder(folder)
+        per_class = np.bincount(videos.labels)[np.unique(videos.labels)]
+        assert len(videos) == total and per_class.max() - per_class.min() <= 1  # spread evenly over its classes
+
+
 @pytest.fixture
 def root(ucf_synth, tmp_path):
     copy = tmp_path / "ucf"
