@@ -48,7 +48,8 @@ RESIZE_ON_SELECT = "() => { setTimeout(() => window.dispatchEvent(new Event('res
 INTRO = (
     "# KDA Studio\nKnowledge-augmented audio-visual zero-shot video classification (Chen et al., 2023): a video "
     "is matched against LLM-written knowledge of every class, so classes never seen in training are recognised "
-    "from their descriptions alone. Edit the knowledge and watch the prediction move. Your edits are yours alone."
+    "from their descriptions alone. Edit the knowledge and watch the prediction move. Your edits are yours alone, and "
+    "your browser keeps them."
 )
 
 
