@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINT = ROOT / "checkpoints" / "demo-ucf-cls"
+NO_LLM = {"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}  # as on a fresh Space: regeneration off, and says why
 READY_TIMEOUT = 180.0  # seconds from start to the first page; the README's budget is 15 s, CI machines are slower
 
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import run_cli
 
 try:
-    from app_server import CHECKPOINT, start_app
+    from app_server import CHECKPOINT, NO_LLM, start_app
 except ImportError:  # tests/ imported as a package
-    from tests.app_server import CHECKPOINT, start_app
+    from tests.app_server import CHECKPOINT, NO_LLM, start_app
 
 MISLEADING = (
     "Boiling pasta in a big pot on a kitchen stove.",
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not CHECKPOINT.is_dir(), reason="no demo checkpo
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    server = start_app(tmp_path_factory.mktemp("app") / "app.log", env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
+    server = start_app(tmp_path_factory.mktemp("app") / "app.log", env=NO_LLM)
     yield server
     server.stop()
     print(server.log_tail())

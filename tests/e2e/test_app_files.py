@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 try:
-    from app_server import CHECKPOINT, ROOT, start_app
+    from app_server import CHECKPOINT, NO_LLM, ROOT, start_app
 except ImportError:  # tests/ imported as a package
-    from tests.app_server import CHECKPOINT, ROOT, start_app
+    from tests.app_server import CHECKPOINT, NO_LLM, ROOT, start_app
 
 GZSL = "GZSL: all classes"
 EXAMPLES = ROOT / "assets" / "examples"
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(not CHECKPOINT.is_dir(), reason="no demo checkpo
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    server = start_app(tmp_path_factory.mktemp("app") / "app.log", env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
+    server = start_app(tmp_path_factory.mktemp("app") / "app.log", env=NO_LLM)
     yield server
     server.stop()
 

@@ -16,9 +16,9 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 try:
-    from app_server import CHECKPOINT, start_app
+    from app_server import CHECKPOINT, NO_LLM, start_app
 except ImportError:  # tests/ imported as a package
-    from tests.app_server import CHECKPOINT, start_app
+    from tests.app_server import CHECKPOINT, NO_LLM, start_app
 
 from kda.knowledge.store import CAPS
 
@@ -28,7 +28,7 @@ WORDS = "the quick brown fox jumps over the lazy dog while a drummer plays a lou
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    server = start_app(tmp_path_factory.mktemp("app") / "app.log", env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
+    server = start_app(tmp_path_factory.mktemp("app") / "app.log", env=NO_LLM)
     yield server
     server.stop()
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 try:
-    from app_server import CHECKPOINT, ROOT, start_app
+    from app_server import CHECKPOINT, NO_LLM, ROOT, start_app
 except ImportError:  # tests/ imported as a package
-    from tests.app_server import CHECKPOINT, ROOT, start_app
+    from tests.app_server import CHECKPOINT, NO_LLM, ROOT, start_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -55,8 +55,7 @@ if MISSING:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    # No LLM, as on a fresh Space: regeneration is off and says why.
-    server = start_app(tmp_path_factory.mktemp("app") / "app.log", env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
+    server = start_app(tmp_path_factory.mktemp("app") / "app.log", env=NO_LLM)
     yield server
     server.stop()
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 try:
-    from app_server import start_app
+    from app_server import NO_LLM, start_app
     from test_browser import CHROMIUM, CHROMIUM_ARGS, PASTA, TIMEOUT_MS, open_tab, top_classes, top_prediction
 except ImportError:  # tests/ imported as a package
-    from tests.app_server import start_app
+    from tests.app_server import NO_LLM, start_app
     from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, PASTA, TIMEOUT_MS, open_tab, top_classes, top_prediction
 
 # The server forgets a visitor this long after their last request: longer than the test's own steps between two
@@ -37,7 +37,7 @@ def browser():
 
 @pytest.fixture
 def app(tmp_path):
-    server = start_app(tmp_path / "app.log", env={"OPENAI_API_KEY": ""})
+    server = start_app(tmp_path / "app.log", env=NO_LLM)
     yield server
     server.stop()
 
@@ -45,7 +45,7 @@ def app(tmp_path):
 @pytest.fixture
 def forgetful_app(tmp_path):
     """The app, forgetting a visitor TTL_S seconds after their last request."""
-    server = start_app(tmp_path / "app.log", env={"OPENAI_API_KEY": "", "KDA_SESSION_TTL_SECONDS": str(TTL_S)})
+    server = start_app(tmp_path / "app.log", env=NO_LLM | {"KDA_SESSION_TTL_SECONDS": str(TTL_S)})
     yield server
     server.stop()
 
@@ -112,7 +112,7 @@ def test_a_reload_and_a_restart_keep_the_edits_and_predict_with_them(app, browse
     shows_the_edit(page, top)
 
     app.stop()  # the server forgets everyone; the same address comes back
-    again = start_app(tmp_path / "again.log", env={"OPENAI_API_KEY": ""}, port=app.port)
+    again = start_app(tmp_path / "again.log", env=NO_LLM, port=app.port)
     try:
         classify_sample(page, 1)  # the page left open: its next request meets a server that never saw it
         notice(page)
