@@ -98,6 +98,25 @@ def top_prediction(page) -> str:
     return page.locator("#top-classes [data-testid=label-output-value]").inner_text()
 
 
+def pick_class(page, name: str) -> None:
+    """On the Knowledge tab, open class `name` in the editor (typed into the picker, then chosen)."""
+    from playwright.sync_api import expect
+
+    picker = page.get_by_label("Class", exact=True)
+    picker.click()
+    picker.fill(name)
+    page.get_by_role("option", name=name, exact=False).first.click()
+    expect(page.get_by_label("Name (encoded as the first text)")).to_have_value(name)  # the editor shows it
+
+
+def save_descriptions(page, texts: tuple[str, str, str]) -> None:
+    """On the Knowledge tab, replace the editor's three descriptions by `texts` and save."""
+    for aspect, text in zip(("Introduction", "Visual", "Auditory"), texts, strict=True):
+        page.get_by_label(f"{aspect} description").fill(text)
+    page.get_by_role("button", name="Save edit").click()
+    page.locator("#knowledge-status").get_by_text("Saved").wait_for()
+
+
 def test_upload_classify_edit_and_every_tab(page):
     from playwright.sync_api import expect
 
@@ -114,16 +133,9 @@ def test_upload_classify_edit_and_every_tab(page):
 
     # Knowledge: rewrite the top class's descriptions; the prediction panel follows without a reload.
     open_tab(page, "Knowledge")
-    picker = page.get_by_label("Class", exact=True)
-    picker.click()
-    picker.fill(top)
-    page.get_by_role("option", name=top, exact=False).first.click()
-    expect(page.get_by_label("Name (encoded as the first text)")).to_have_value(top)  # the editor shows it
+    pick_class(page, top)
     shoot(page, "knowledge")  # the checkpoint's own knowledge, before any edit
-    for aspect, text in zip(("Introduction", "Visual", "Auditory"), PASTA, strict=True):
-        page.get_by_label(f"{aspect} description").fill(text)
-    page.get_by_role("button", name="Save edit").click()
-    page.locator("#knowledge-status").get_by_text("Saved").wait_for()
+    save_descriptions(page, PASTA)
     expect(page.get_by_label("Introduction description")).to_have_value(PASTA[0])
     page.locator("#ab-summary").get_by_text("1 class(es) edited").wait_for()  # the A/B panel followed the edit
     shoot(page, "knowledge-ab")  # the A/B panel after a misleading edit

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-try:
-    from test_browser import ARTIFACTS, VIDEO, app, page  # noqa: F401 (fixtures: one server and page per module)
+try:  # app and page are fixtures: one server and page per module
+    from test_browser import ARTIFACTS, VIDEO, app, page, pick_class  # noqa: F401
 except ImportError:  # tests/ imported as a package
-    from tests.e2e.test_browser import ARTIFACTS, VIDEO, app, page  # noqa: F401
+    from tests.e2e.test_browser import ARTIFACTS, VIDEO, app, page, pick_class  # noqa: F401
 
 PLOT_WIDTH = """id => {
     const root = document.getElementById(id);
@@ -54,10 +54,7 @@ def test_a_plot_redrawn_or_resized_while_hidden_fills_its_container_when_shown(p
     page.locator("#prediction-notes").get_by_text("reference sample", exact=False).first.wait_for()
     top = page.locator("#top-classes [data-testid=label-output-value]").inner_text().rsplit(" (", 1)[0]
     open_tab(page, "Knowledge")
-    picker = page.get_by_label("Class", exact=True)
-    picker.click()
-    picker.fill(top)
-    page.get_by_role("option", name=top, exact=False).first.click()
+    pick_class(page, top)
     page.get_by_label("Introduction description").fill("A quiet room with nothing happening in it at all.")
     page.get_by_role("button", name="Save edit").click()  # re-draws the Classify panel while it is hidden
     page.locator("#knowledge-status").get_by_text("Saved").wait_for()

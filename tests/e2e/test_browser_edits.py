@@ -9,10 +9,30 @@ import pytest
 
 try:
     from app_server import NO_LLM, start_app
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, PASTA, TIMEOUT_MS, open_tab, top_classes, top_prediction
+    from test_browser import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
+        PASTA,
+        TIMEOUT_MS,
+        open_tab,
+        pick_class,
+        save_descriptions,
+        top_classes,
+        top_prediction,
+    )
 except ImportError:  # tests/ imported as a package
     from tests.app_server import NO_LLM, start_app
-    from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, PASTA, TIMEOUT_MS, open_tab, top_classes, top_prediction
+    from tests.e2e.test_browser import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
+        PASTA,
+        TIMEOUT_MS,
+        open_tab,
+        pick_class,
+        save_descriptions,
+        top_classes,
+        top_prediction,
+    )
 
 # The server forgets a visitor this long after their last request: longer than the test's own steps between two
 # requests on a busy machine, since a visitor forgotten before their first edit has no prediction to re-score.
@@ -72,20 +92,11 @@ def opened(browser, url: str):
 def mislead_the_samples_class(page) -> tuple[str, str]:
     """Describe the reference sample's predicted class as boiling pasta; returns (that class, the Classify
     panel's text once it followed the edit)."""
-    from playwright.sync_api import expect
-
     before = top_classes(page)
     top = top_prediction(page).rsplit(" (", 1)[0]
     open_tab(page, "Knowledge")
-    picker = page.get_by_label("Class", exact=True)
-    picker.click()
-    picker.fill(top)
-    page.get_by_role("option", name=top, exact=False).first.click()
-    expect(page.get_by_label("Name (encoded as the first text)")).to_have_value(top)
-    for aspect, text in zip(("Introduction", "Visual", "Auditory"), PASTA, strict=True):
-        page.get_by_label(f"{aspect} description").fill(text)
-    page.get_by_role("button", name="Save edit").click()
-    page.locator("#knowledge-status").get_by_text("Saved").wait_for()
+    pick_class(page, top)
+    save_descriptions(page, PASTA)
     open_tab(page, "Classify")
     changed(page, before)
     return top, top_classes(page)
