@@ -167,10 +167,12 @@ def test_saved_edits_start_a_new_session_with_the_same_knowledge_and_rows(encode
 
 
 def test_saved_edits_that_do_not_fit_change_nothing_and_say_why(encoder):
+    from kda.knowledge.store import Caps
+
     session = session_of(encoder)
     with pytest.raises(KnowledgeError, match="saved edits"):
         session.restore_edits({"format": "kda-knowledge/1", "class_set": "test", "classes": {"Archery": {}}})
-    session.caps = session.caps.__class__(name_chars=10)
+    session.caps = Caps(name_chars=10)
     saved = {**DOCUMENT, "classes": {"Archery": {"name": "A name far over ten characters", "descriptions": []}}}
     with pytest.raises(KnowledgeError, match="at most 10"):
         session.restore_edits(saved)
